@@ -1,0 +1,95 @@
+"""Strategy base: ticks in, bars built, order intents out.
+
+A strategy never talks to a venue: it emits OrderIntents through its context,
+and the engine's risk engine and approval gate decide what reaches the market.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+from engine.model import Bar, Fill, Instrument, MarketTick, Order, OrderIntent, Position
+
+
+class StrategyContext(Protocol):
+    def now(self) -> datetime: ...
+
+    def position(self, symbol: str) -> Position | None: ...
+
+    def has_working_entry(self, symbol: str) -> bool: ...
+
+    def instrument(self, symbol: str) -> Instrument: ...
+
+    def submit_intent(self, intent: OrderIntent) -> None: ...
+
+
+class _BarBuilder:
+    """Aggregates ticks into fixed-length bars aligned to the epoch (UTC)."""
+
+    __slots__ = ("_close", "_high", "_low", "_open", "_start", "_volume", "symbol", "timeframe_s")
+
+    def __init__(self, symbol: str, timeframe_s: float) -> None:
+        self.symbol = symbol
+        self.timeframe_s = timeframe_s
+        self._start: float | None = None
+        self._open = self._high = self._low = self._close = Decimal(0)
+        self._volume = Decimal(0)
+
+    def update(self, tick: MarketTick) -> Bar | None:
+        """Feed a tick; returns the bar that this tick closed, if any."""
+        ts = tick.ts.timestamp()
+        start = ts - ts % self.timeframe_s
+        done: Bar | None = None
+        if self._start is not None and start != self._start:
+            done = Bar(
+                self.symbol,
+                datetime.fromtimestamp(self._start, UTC),
+                self._open,
+                self._high,
+                self._low,
+                self._close,
+                self._volume,
+            )
+            self._start = None
+        price = tick.last
+        if self._start is None:
+            self._start = start
+            self._open = self._high = self._low = self._close = price
+            self._volume = tick.volume
+        else:
+            if price > self._high:
+                self._high = price
+            elif price < self._low:
+                self._low = price
+            self._close = price
+            self._volume += tick.volume
+        return done
+
+
+class Strategy:
+    """Subclasses override on_bar (and optionally on_tick/on_fill)."""
+
+    name = "strategy"
+
+    def __init__(self, ctx: StrategyContext, symbols: list[str], timeframe_s: float) -> None:
+        self.ctx = ctx
+        self.symbols = symbols
+        self._builders = {s: _BarBuilder(s, timeframe_s) for s in symbols}
+
+    def on_start(self) -> None:
+        """Called once the venue is connected and warm-up ticks were fed."""
+
+    def on_tick(self, tick: MarketTick) -> None:
+        builder = self._builders.get(tick.symbol)
+        if builder is not None:
+            bar = builder.update(tick)
+            if bar is not None:
+                self.on_bar(bar)
+
+    def on_bar(self, bar: Bar) -> None:
+        """A bar closed."""
+
+    def on_fill(self, fill: Fill, order: Order) -> None:
+        """One of this strategy's orders traded."""

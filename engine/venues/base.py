@@ -1,0 +1,96 @@
+"""The one venue interface: simulated, ccxt and Alpaca all implement it.
+
+Errors cross this boundary as the VenueError family so the engine can decide:
+retry (transient), deny the intent (rejected), or halt (authentication).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
+
+from engine.model import Balance, Fill, Instrument, MarketTick, Order, OrderUpdate, VenueMode
+
+
+class VenueError(Exception):
+    """Base of everything a venue can say went wrong. Messages never carry secrets."""
+
+    retryable = False
+
+
+class TransientVenueError(VenueError):
+    """Network trouble, timeouts, 5xx, rate limits: try again later."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class OrderRejected(VenueError):
+    """The venue refused the order (insufficient funds, invalid size...)."""
+
+
+class AuthenticationFailed(VenueError):
+    """Keys wrong, revoked or for another environment: the engine halts."""
+
+
+class OrderNotFound(VenueError):
+    pass
+
+
+class Venue(abc.ABC):
+    name: str = "venue"
+    mode: VenueMode = VenueMode.SIMULATED
+
+    @abc.abstractmethod
+    async def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def instruments(self) -> dict[str, Instrument]: ...
+
+    @abc.abstractmethod
+    async def balances(self) -> dict[str, Balance]: ...
+
+    @abc.abstractmethod
+    async def positions(self) -> dict[str, Decimal]:
+        """Signed quantity held per symbol, as the venue sees it."""
+
+    @abc.abstractmethod
+    async def open_orders(self, symbol: str | None = None) -> list[Order]: ...
+
+    @abc.abstractmethod
+    async def submit(self, order: Order) -> Order:
+        """Place an order; idempotent on order.client_id. Returns the acknowledged order."""
+
+    @abc.abstractmethod
+    async def cancel(self, order: Order) -> Order:
+        """Cancel one order; returns its final state. Cancelling a finished order is not an error."""
+
+    @abc.abstractmethod
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        """Cancel every open order (of one symbol); returns how many were cancelled."""
+
+    @abc.abstractmethod
+    async def fills_since(self, since: datetime | None, symbols: list[str] | None = None) -> list[Fill]: ...
+
+    @abc.abstractmethod
+    def market_stream(self, symbols: list[str]) -> AsyncIterator[list[MarketTick]]:
+        """Batches of ticks; a batch holds at most one tick per symbol."""
+
+    @abc.abstractmethod
+    def order_updates(self) -> AsyncIterator[OrderUpdate]: ...
+
+    async def ping_ms(self) -> float | None:
+        """Round-trip latency to the venue, when it can be measured."""
+        return None
+
+    async def history(self, symbol: str, seconds: float, step_s: float) -> list[MarketTick]:
+        """Recent ticks before now, to warm indicators up; empty when the venue has none."""
+        return []
