@@ -14,8 +14,12 @@ class Rig:
         self.alerts: list[tuple[str, str]] = []
         self.closed: list[str] = []
         self.risk = RiskEngine(RiskConfig(**cfg), lambda *a: None)
-        self.b = Breakers(self.risk.cfg, self.risk, lambda lvl, code, msg, key: self.alerts.append((code, msg)),
-                          self.closed.append)
+        self.b = Breakers(
+            self.risk.cfg,
+            self.risk,
+            lambda lvl, code, msg, key: self.alerts.append((code, msg)),
+            self.closed.append,
+        )
 
     def codes(self) -> list[str]:
         return [c for c, _ in self.alerts]

@@ -35,7 +35,9 @@ def test_fraction_error_names_file_field_value_and_rule(tmp_path: Path) -> None:
 
 
 def test_several_errors_are_all_reported(tmp_path: Path) -> None:
-    p = write(tmp_path, '[risk]\nmax_concurrent_positions = 0\nmax_drawdwn = 0.1\n[simulator]\nspeed = "fast"\n')
+    p = write(
+        tmp_path, '[risk]\nmax_concurrent_positions = 0\nmax_drawdwn = 0.1\n[simulator]\nspeed = "fast"\n'
+    )
     with pytest.raises(ConfigError) as err:
         load_settings(p)
     msg = str(err.value)

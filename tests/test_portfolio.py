@@ -10,7 +10,9 @@ T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 _n = iter(range(1, 10_000))
 
 
-def fill(side: Side, qty: str, price: str, fee: str = "0", minutes: int = 0, symbol: str = "BTC/USDT") -> Fill:
+def fill(
+    side: Side, qty: str, price: str, fee: str = "0", minutes: int = 0, symbol: str = "BTC/USDT"
+) -> Fill:
     n = next(_n)
     return Fill(f"f{n}", f"o{n}", symbol, side, D(qty), D(price), D(fee), T0 + timedelta(minutes=minutes))
 

@@ -16,15 +16,27 @@ def make(**cfg: object) -> RiskEngine:
 
 
 def ci(intent: OrderIntent, **kw: object) -> CheckInput:
-    base = dict(intent=intent, instrument=BTC, bid=D("99.99"), ask=D("100.00"), last=D("100.00"),
-                equity=D("100000"), cash=D("100000"), position_qty=D(0), open_positions=0,
-                new_positions_today=0, now=1000.0)
+    base = dict(
+        intent=intent,
+        instrument=BTC,
+        bid=D("99.99"),
+        ask=D("100.00"),
+        last=D("100.00"),
+        equity=D("100000"),
+        cash=D("100000"),
+        position_qty=D(0),
+        open_positions=0,
+        new_positions_today=0,
+        now=1000.0,
+    )
     base.update(kw)
     return CheckInput(**base)  # type: ignore[arg-type]
 
 
 def buy(qty: str | None = None, stop: str | None = "95", **kw: object) -> OrderIntent:
-    return OrderIntent("BTC/USDT", Side.BUY, D(qty) if qty else None, stop_loss=D(stop) if stop else None, **kw)
+    return OrderIntent(
+        "BTC/USDT", Side.BUY, D(qty) if qty else None, stop_loss=D(stop) if stop else None, **kw
+    )
 
 
 def test_sizing_from_stop_distance_and_risk_per_trade() -> None:

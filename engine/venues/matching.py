@@ -1,0 +1,451 @@
+"""A synchronous spot matching engine over one account, driven by market ticks.
+
+Pure and asyncio-free so the simulated venue and the protocol-level fake
+exchanges can share it. Market orders take the touch plus size- and
+spread-dependent slippage; limit orders that cross on arrival are takers, resting
+ones fill as makers at their price, limited by a share of each tick's volume;
+stop-market orders trigger on the last price and then behave like market orders.
+
+Funds for resting orders are locked. Protective legs of one entry (same symbol,
+side and parent_id, role stop_loss / take_profit) form a one-cancels-other group:
+they share one lock, and a fill of one leg shrinks or cancels its siblings, so a
+stop and a take-profit can protect the same coins without double-selling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from engine.model import (
+    ZERO,
+    Balance,
+    Fill,
+    Instrument,
+    Liquidity,
+    MarketTick,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    quantize_down,
+)
+
+FEE_QUANTUM = Decimal("0.00000001")
+_AVG_QUANTUM = Decimal("1e-12")
+_OCO_ROLES = frozenset({"stop_loss", "take_profit"})
+_BUY, _SELL = Side.BUY, Side.SELL
+_Updates = list[OrderUpdate]
+_LIMIT, _STOP = OrderType.LIMIT, OrderType.STOP_MARKET
+
+
+def as_decimal(value: Decimal | float | int | str) -> Decimal:
+    """Config hands over floats; str() keeps 0.001 from becoming 0.00100000000000000002."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class _Lock:
+    """Funds held for a set of orders; a plain order is a group of one."""
+
+    __slots__ = ("amount", "asset", "key", "members")
+
+    def __init__(self, asset: str, key: tuple[str, str, str] | None = None) -> None:
+        self.asset = asset
+        self.amount = ZERO
+        self.key = key
+        self.members: list[_Working] = []
+
+
+class _Working:
+    __slots__ = ("inst", "lock", "order")
+
+    def __init__(self, order: Order, inst: Instrument | None, lock: _Lock | None) -> None:
+        self.order = order
+        self.inst = inst
+        self.lock = lock
+
+
+class MatchingEngine:
+    def __init__(
+        self,
+        instruments: Mapping[str, Instrument],
+        balances: Mapping[str, Decimal],
+        *,
+        maker_fee: Decimal | float = Decimal("0.0008"),
+        taker_fee: Decimal | float = Decimal("0.001"),
+        venue: str = "sim",
+        allow_short: bool = False,
+        volume_share: Decimal = Decimal("0.25"),
+        impact: float = 0.5,
+    ) -> None:
+        self.instruments = dict(instruments)
+        self.maker_fee = as_decimal(maker_fee)
+        self.taker_fee = as_decimal(taker_fee)
+        self._lock_rate = 1 + max(self.maker_fee, self.taker_fee)
+        self.venue = venue
+        self.allow_short = allow_short
+        self.volume_share = as_decimal(volume_share)
+        self.impact = impact  # slippage in spreads for an order as big as the typical tick volume
+        self._free: dict[str, Decimal] = {a: as_decimal(v) for a, v in balances.items()}
+        self._locked: dict[str, Decimal] = dict.fromkeys(self._free, ZERO)
+        self._orders: dict[str, _Working] = {}
+        self._books: dict[str, dict[str, _Working]] = {}  # working orders per symbol, time priority
+        self._groups: dict[tuple[str, str, str], _Lock] = {}
+        self._last: dict[str, MarketTick] = {}
+        self._avg_volume: dict[str, float] = {}
+        self._fills: list[Fill] = []
+        self._seq = 0
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def order(self, client_id: str) -> Order | None:
+        w = self._orders.get(client_id)
+        return None if w is None else w.order
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        books = [self._books.get(symbol, {})] if symbol else list(self._books.values())
+        return [w.order for book in books for w in book.values()]
+
+    def fills_since(self, ts: datetime | None = None) -> list[Fill]:
+        """Fills at or after `ts` (inclusive, like exchange `startTime`), oldest first."""
+        return list(self._fills) if ts is None else [f for f in self._fills if f.ts >= ts]
+
+    def balances(self) -> dict[str, Balance]:
+        assets = sorted(set(self._free) | set(self._locked))
+        return {a: Balance(a, self._free.get(a, ZERO), self._locked.get(a, ZERO)) for a in assets}
+
+    def positions(self) -> dict[str, Decimal]:
+        """Signed base holdings per symbol (zero holdings left out)."""
+        out = {}
+        for sym, inst in self.instruments.items():
+            if inst.base == inst.quote:
+                continue
+            qty = self._free.get(inst.base, ZERO) + self._locked.get(inst.base, ZERO)
+            if qty != 0:
+                out[sym] = qty
+        return out
+
+    def last_tick(self, symbol: str) -> MarketTick | None:
+        return self._last.get(symbol)
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def submit(self, order: Order, tick: MarketTick | None, now: datetime) -> list[OrderUpdate]:
+        """Accept (and maybe fill) or reject; a known client_id only reports its current state."""
+        known = self._orders.get(order.client_id)
+        if known is not None:
+            return [OrderUpdate(known.order)]
+        inst = self.instruments.get(order.symbol)
+        if tick is None or tick.symbol != order.symbol:
+            tick = self._last.get(order.symbol)
+        error = self._validate(order, inst, tick)
+        if error is not None or inst is None:
+            return [self._reject(order, error or "unknown symbol", now)]
+        self._seq += 1
+        accepted = order.evolve(
+            status=OrderStatus.OPEN,
+            venue_order_id=f"{self.venue}-{self._seq}",
+            filled_qty=ZERO,
+            avg_fill_price=None,
+            created_at=order.created_at or now,
+            updated_at=now,
+            reason="",
+        )
+        if order.order_type is OrderType.MARKET:
+            assert tick is not None  # _validate insists on a market price
+            return self._submit_market(accepted, inst, tick, now)
+        w = _Working(accepted, inst, None)
+        if not self._attach_lock(w):
+            return [self._reject(order, self._funds_message(w), now)]
+        self._orders[order.client_id] = w
+        self._books.setdefault(order.symbol, {})[order.client_id] = w
+        updates = [OrderUpdate(accepted)]
+        if tick is not None:
+            if order.order_type is _LIMIT and self._crosses_as_taker(accepted, tick):
+                price = self._taker_price(inst, accepted.side, accepted.qty, tick)
+                price = min(price, accepted.price) if accepted.side is _BUY else max(price, accepted.price)
+                self._fill(w, accepted.qty, price, Liquidity.TAKER, now, updates)
+            elif order.order_type is _STOP and self._stop_triggered(accepted, tick):
+                self._trigger(w, tick, now, updates)
+        return updates
+
+    def on_tick(self, tick: MarketTick) -> list[OrderUpdate]:
+        sym = tick.symbol
+        self._last[sym] = tick
+        avg = self._avg_volume.get(sym)
+        vol = float(tick.volume)
+        self._avg_volume[sym] = vol if avg is None else avg + 0.02 * (vol - avg)
+        book = self._books.get(sym)
+        if not book:
+            return []
+        updates: list[OrderUpdate] = []
+        available: Decimal | None = None  # maker liquidity left in this tick, shared by all orders
+        for w in list(book.values()):
+            o = w.order
+            if not o.status.is_working:
+                continue  # finished by an earlier order's OCO sibling in this same tick
+            if o.order_type is _LIMIT:
+                if (o.side is _BUY and tick.ask <= o.price) or (o.side is _SELL and tick.bid >= o.price):
+                    if available is None:
+                        available = quantize_down(tick.volume * self.volume_share, w.inst.lot_size)
+                    qty = min(o.remaining, available)
+                    if qty > 0:
+                        available -= qty
+                        self._fill(w, qty, o.price, Liquidity.MAKER, tick.ts, updates)
+            elif o.order_type is _STOP and self._stop_triggered(o, tick):
+                self._trigger(w, tick, tick.ts, updates)
+        return updates
+
+    def cancel(
+        self, client_id: str, now: datetime | None = None, reason: str = "canceled"
+    ) -> OrderUpdate | None:
+        """Cancel a working order; a finished one just reports its state, an unknown one gives None."""
+        w = self._orders.get(client_id)
+        if w is None:
+            return None
+        if not w.order.status.is_working:
+            return OrderUpdate(w.order)
+        when = now or self._now_for(w.order.symbol) or w.order.updated_at
+        w.order = w.order.evolve(status=OrderStatus.CANCELED, updated_at=when, reason=reason)
+        self._finish(w)
+        return OrderUpdate(w.order)
+
+    def cancel_all(self, symbol: str | None = None, now: datetime | None = None) -> list[OrderUpdate]:
+        out = []
+        for order in self.open_orders(symbol):
+            update = self.cancel(order.client_id, now)
+            if update is not None:
+                out.append(update)
+        return out
+
+    def deposit(self, asset: str, amount: Decimal) -> None:
+        self._free[asset] = self._free.get(asset, ZERO) + amount
+        self._locked.setdefault(asset, ZERO)
+
+    # -- validation and funds --------------------------------------------------------------------
+
+    def _validate(self, order: Order, inst: Instrument | None, tick: MarketTick | None) -> str | None:
+        if inst is None:
+            return f"unknown symbol {order.symbol}"
+        if order.order_type is _LIMIT:
+            if order.price is None:
+                return "limit order without a price"
+            ref = order.price
+        elif order.order_type is _STOP:
+            if order.stop_price is None:
+                return "stop order without a stop price"
+            ref = order.stop_price
+        else:
+            if tick is None:
+                return f"no market price for {order.symbol} yet"
+            ref = tick.ask if order.side is _BUY else tick.bid
+        error = inst.precision_error(order.qty, ref)
+        if error is not None:
+            return error
+        if order.reduce_only:
+            held = self._free.get(inst.base, ZERO) + self._locked.get(inst.base, ZERO)
+            if held * order.side.sign >= 0:
+                return "reduce-only order would not reduce the position"
+        if order.order_type is OrderType.MARKET:
+            return self._market_funds_error(order, inst, tick)  # type: ignore[arg-type]
+        return None
+
+    def _market_funds_error(self, order: Order, inst: Instrument, tick: MarketTick) -> str | None:
+        if order.side is _BUY:
+            price = self._taker_price(inst, _BUY, order.qty, tick)
+            cost = order.qty * price + self._fee(order.qty * price, self.taker_fee)
+            free = self._free.get(inst.quote, ZERO)
+            if cost > free:
+                return f"insufficient funds: need {cost:.2f} {inst.quote}, free {free:.2f}"
+        elif not self.allow_short:
+            free = self._free.get(inst.base, ZERO)
+            if order.qty > free:
+                return f"insufficient funds: need {order.qty} {inst.base}, free {free}"
+        return None
+
+    def _need(self, w: _Working) -> Decimal:
+        o = w.order
+        if not o.status.is_working:
+            return ZERO
+        if o.side is _SELL:
+            return ZERO if self.allow_short else o.remaining
+        price = o.price if o.order_type is _LIMIT else o.stop_price
+        return o.remaining * price * self._lock_rate  # type: ignore[operator]
+
+    def _attach_lock(self, w: _Working) -> bool:
+        o, inst = w.order, w.inst
+        assert inst is not None
+        asset = inst.quote if o.side is _BUY else inst.base
+        key = (o.symbol, o.side.value, o.parent_id) if o.parent_id and o.role in _OCO_ROLES else None
+        lock = self._groups.get(key) if key else None
+        if lock is None:
+            lock = _Lock(asset, key)
+        lock.members.append(w)
+        w.lock = lock
+        if not self._relock(lock, strict=True):
+            lock.members.remove(w)
+            return False
+        if key is not None:
+            self._groups[key] = lock
+        return True
+
+    def _relock(self, lock: _Lock, strict: bool = False) -> bool:
+        """Hold exactly what the group's most demanding working member needs."""
+        target = max((self._need(m) for m in lock.members), default=ZERO)
+        delta = target - lock.amount
+        free = self._free.get(lock.asset, ZERO)
+        if strict and delta > free:
+            return False
+        self._free[lock.asset] = free - delta
+        self._locked[lock.asset] = self._locked.get(lock.asset, ZERO) + delta
+        lock.amount = target
+        return True
+
+    def _funds_message(self, w: _Working) -> str:
+        asset = w.lock.asset if w.lock else "?"
+        return f"insufficient funds: need {self._need(w)} {asset}, free {self._free.get(asset, ZERO)}"
+
+    def _spend(self, lock: _Lock | None, asset: str, amount: Decimal) -> None:
+        """Pay first from the order's lock, then from free funds."""
+        if lock is not None and lock.asset == asset and lock.amount > 0:
+            used = min(amount, lock.amount)
+            lock.amount -= used
+            self._locked[asset] -= used
+            amount -= used
+        self._free[asset] = self._free.get(asset, ZERO) - amount
+
+    # -- fills -----------------------------------------------------------------------------------
+
+    def _submit_market(
+        self, order: Order, inst: Instrument, tick: MarketTick, now: datetime
+    ) -> list[OrderUpdate]:
+        w = _Working(order, inst, None)
+        self._orders[order.client_id] = w
+        updates = [OrderUpdate(order)]
+        price = self._taker_price(inst, order.side, order.qty, tick)
+        self._fill(w, order.qty, price, Liquidity.TAKER, now, updates)
+        return updates
+
+    def _trigger(self, w: _Working, tick: MarketTick, now: datetime, updates: list[OrderUpdate]) -> None:
+        o, inst = w.order, w.inst
+        assert inst is not None
+        qty = o.remaining
+        price = self._taker_price(inst, o.side, qty, tick)
+        if o.side is _BUY:
+            held = w.lock.amount if w.lock else ZERO
+            budget = self._free.get(inst.quote, ZERO) + held
+            per_unit = price * (1 + self.taker_fee)
+            if qty * per_unit > budget:
+                qty = quantize_down(budget / per_unit, inst.lot_size)
+        elif not self.allow_short:
+            qty = min(qty, self._free.get(inst.base, ZERO) + (w.lock.amount if w.lock else ZERO))
+        if qty > 0:
+            self._fill(w, qty, price, Liquidity.TAKER, now, updates)
+        if w.order.status.is_working:
+            update = self.cancel(o.client_id, now, reason="insufficient funds when the stop triggered")
+            if update is not None:
+                updates.append(update)
+
+    def _fill(
+        self, w: _Working, qty: Decimal, price: Decimal, liq: Liquidity, ts: datetime, out: _Updates
+    ) -> None:
+        o, inst = w.order, w.inst
+        assert inst is not None
+        notional = qty * price
+        fee = self._fee(notional, self.maker_fee if liq is Liquidity.MAKER else self.taker_fee)
+        if o.side is _BUY:
+            self._spend(w.lock, inst.quote, notional + fee)
+            self._free[inst.base] = self._free.get(inst.base, ZERO) + qty
+        else:
+            self._spend(w.lock, inst.base, qty)
+            self._free[inst.quote] = self._free.get(inst.quote, ZERO) + notional - fee
+        self._locked.setdefault(inst.base, ZERO)
+        self._locked.setdefault(inst.quote, ZERO)
+        filled = o.filled_qty + qty
+        if o.avg_fill_price is None or o.filled_qty == 0:
+            avg = price
+        else:
+            avg = ((o.avg_fill_price * o.filled_qty + notional) / filled).quantize(_AVG_QUANTUM)
+        status = OrderStatus.FILLED if filled >= o.qty else OrderStatus.PARTIALLY_FILLED
+        w.order = o = o.evolve(filled_qty=filled, avg_fill_price=avg, status=status, updated_at=ts)
+        self._seq += 1
+        fill_id = f"{self.venue}-f{self._seq}"
+        fill = Fill(
+            fill_id, o.client_id, o.symbol, o.side, qty, price, fee, ts, liq, o.venue_order_id, inst.quote
+        )
+        self._fills.append(fill)
+        out.append(OrderUpdate(o, fill))
+        self._shrink_siblings(w, ts, out)
+        if status is OrderStatus.FILLED:
+            self._finish(w)
+        elif w.lock is not None:
+            self._relock(w.lock)
+
+    def _shrink_siblings(self, w: _Working, ts: datetime, out: list[OrderUpdate]) -> None:
+        """One-cancels-other: siblings may never sell (buy) more than this leg has left."""
+        if w.lock is None or w.lock.key is None:
+            return
+        left = w.order.remaining
+        for sib in list(w.lock.members):
+            if sib is w or not sib.order.status.is_working:
+                continue
+            if left <= 0:
+                sib.order = sib.order.evolve(
+                    status=OrderStatus.CANCELED, updated_at=ts, reason="oco: sibling filled"
+                )
+                self._finish(sib)
+            elif sib.order.remaining > left:
+                sib.order = sib.order.evolve(qty=sib.order.filled_qty + left, updated_at=ts)
+            else:
+                continue
+            out.append(OrderUpdate(sib.order))
+
+    def _finish(self, w: _Working) -> None:
+        """Take a no longer working order off the book and give back what it no longer needs."""
+        book = self._books.get(w.order.symbol)
+        if book is not None:
+            book.pop(w.order.client_id, None)
+        lock = w.lock
+        if lock is None:
+            return
+        if w in lock.members:
+            lock.members.remove(w)
+        self._relock(lock)
+        if not lock.members and lock.key is not None:
+            self._groups.pop(lock.key, None)
+
+    # -- prices ----------------------------------------------------------------------------------
+
+    def _taker_price(self, inst: Instrument, side: Side, qty: Decimal, tick: MarketTick) -> Decimal:
+        """Touch plus slippage: square-root impact of size vs. typical volume, scaled by the spread."""
+        spread_ticks = float((tick.ask - tick.bid) / inst.tick_size)
+        depth = float(tick.volume) + self._avg_volume.get(inst.symbol, 0.0)
+        ratio = float(qty) / depth if depth > 0 else 100.0
+        slip = Decimal(int(max(spread_ticks, 1.0) * self.impact * math.sqrt(ratio) + 0.5)) * inst.tick_size
+        if side is _BUY:
+            return tick.ask + slip
+        return max(tick.bid - slip, inst.tick_size)
+
+    @staticmethod
+    def _crosses_as_taker(o: Order, tick: MarketTick) -> bool:
+        return o.price >= tick.ask if o.side is _BUY else o.price <= tick.bid  # type: ignore[operator]
+
+    @staticmethod
+    def _stop_triggered(o: Order, tick: MarketTick) -> bool:
+        return tick.last >= o.stop_price if o.side is _BUY else tick.last <= o.stop_price  # type: ignore[operator]
+
+    @staticmethod
+    def _fee(notional: Decimal, rate: Decimal) -> Decimal:
+        return (notional * rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
+
+    def _reject(self, order: Order, reason: str, now: datetime) -> OrderUpdate:
+        rejected = order.evolve(status=OrderStatus.REJECTED, reason=reason, updated_at=now)
+        self._orders[order.client_id] = _Working(rejected, None, None)
+        return OrderUpdate(rejected)
+
+    def _now_for(self, symbol: str) -> datetime | None:
+        tick = self._last.get(symbol)
+        return None if tick is None else tick.ts

@@ -1,0 +1,180 @@
+"""Number, money, percent and time formatting for an operator reading at a glance.
+
+Signed figures always carry an explicit sign (+ or the true minus "−", U+2212,
+which is as wide as "+" and cannot be mistaken for a dash), so meaning never
+depends on colour alone. Values may be Decimal, int, float, str or None;
+None (or anything unparseable) formats as an em dash.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+MINUS = "−"
+EMPTY = "—"
+ARROW_UP = "▲"
+ARROW_DOWN = "▼"
+
+Number = Decimal | int | float
+
+
+def to_decimal(value: object) -> Decimal | None:
+    """Best-effort conversion; None for missing, NaN/inf or unparseable values."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    try:
+        d = Decimal(str(value).strip().replace(",", "").replace(MINUS, "-"))
+    except (InvalidOperation, ValueError):
+        return None
+    return d if d.is_finite() else None
+
+
+def to_float(value: object) -> float | None:
+    d = to_decimal(value)
+    return None if d is None else float(d)
+
+
+def _group(d: Decimal, decimals: int) -> str:
+    """Absolute value with thousands separators and a fixed number of decimals."""
+    return f"{abs(d):,.{decimals}f}"
+
+
+def _signed(text: str, negative: bool, zero: bool, signed: bool) -> str:
+    if negative and not zero:
+        return MINUS + text
+    if signed and not zero:
+        return "+" + text
+    return text
+
+
+def fmt_money(value: object, *, signed: bool = False, decimals: int = 2, currency: str = "") -> str:
+    """`1234.5` -> "1,234.50"; signed: "+1,234.50" / "−1,234.50"; currency appended ("… USDT")."""
+    d = to_decimal(value)
+    if d is None:
+        return EMPTY
+    q = round(d, decimals)
+    text = _signed(_group(q, decimals), q < 0, q == 0, signed)
+    return f"{text} {currency}" if currency else text
+
+
+def fmt_pct(value: object, *, signed: bool = True, decimals: int = 2) -> str:
+    """Percent given in percent units: `1.234` -> "+1.23 %"."""
+    d = to_decimal(value)
+    if d is None:
+        return EMPTY
+    q = round(d, decimals)
+    return _signed(f"{abs(q):,.{decimals}f}", q < 0, q == 0, signed) + " %"
+
+
+def _trim(text: str) -> str:
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def fmt_qty(value: object, *, signed: bool = False, max_decimals: int = 8) -> str:
+    """Quantities keep their meaningful decimals only: 0.01500000 -> "0.015", 1200 -> "1,200"."""
+    d = to_decimal(value)
+    if d is None:
+        return EMPTY
+    q = round(d, max_decimals)
+    return _signed(_trim(_group(q, max_decimals)), q < 0, q == 0, signed)
+
+
+def price_decimals(value: Decimal) -> int:
+    """Decimals a price needs to be readable: big prices 2, sub-unit prices more significant digits."""
+    a = abs(value)
+    if a == 0 or a >= 1000:
+        return 2
+    if a >= 1:
+        return 4
+    # keep ~5 significant digits for tiny prices (0.00001234)
+    return min(10, max(4, -a.adjusted() + 4))
+
+
+def fmt_price(value: object, *, decimals: int | None = None) -> str:
+    """Decimal prices keep their own precision (tick-size aware); floats get magnitude-based decimals."""
+    d = to_decimal(value)
+    if d is None:
+        return EMPTY
+    if decimals is None:
+        decimals = price_decimals(d)
+        exp = d.as_tuple().exponent
+        if isinstance(value, Decimal) and isinstance(exp, int) and -10 <= exp < 0:
+            # a venue Decimal carries its tick precision; long computed ones (averages) do not
+            decimals = max(2, -exp)
+    q = round(d, decimals)
+    return _signed(_group(q, decimals), q < 0, q == 0, False)
+
+
+def arrow(value: object) -> str:
+    """▲ for positive, ▼ for negative, "" otherwise: a shape cue for colour-blind readers."""
+    d = to_decimal(value)
+    if d is None or d == 0:
+        return ""
+    return ARROW_UP if d > 0 else ARROW_DOWN
+
+
+def as_utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def fmt_time(ts: object, *, with_date: bool = False) -> str:
+    """UTC wall time "14:03:27" (datetimes; epoch seconds also accepted)."""
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        ts = datetime.fromtimestamp(ts, UTC)
+    if not isinstance(ts, datetime):
+        return EMPTY
+    ts = as_utc(ts)
+    return ts.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def fmt_timestamp_full(ts: object) -> str:
+    """For tooltips: the full ISO stamp with its zone."""
+    if not isinstance(ts, datetime):
+        return ""
+    return as_utc(ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def fmt_duration(seconds: object) -> str:
+    """Compact age: "42s", "3m 05s", "2h 07m", "3d 04h"."""
+    d = to_float(seconds)
+    if d is None:
+        return EMPTY
+    s = max(0, int(d))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def age_seconds(value: object, now: datetime) -> float | None:
+    """An age column holds either a start datetime or a number of seconds."""
+    if isinstance(value, datetime):
+        return (as_utc(now) - as_utc(value)).total_seconds()
+    return to_float(value)
+
+
+def fmt_latency(ms: object) -> str:
+    d = to_float(ms)
+    if d is None:
+        return EMPTY
+    return f"{d:,.0f} ms" if d >= 10 else f"{d:.1f} ms"
+
+
+def fmt_seconds(s: object) -> str:
+    d = to_float(s)
+    if d is None:
+        return EMPTY
+    return f"{d:.1f} s" if d < 100 else fmt_duration(d)

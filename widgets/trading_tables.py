@@ -1,0 +1,416 @@
+"""Positions, orders and fills tables: a QTableView over a sorting proxy over a RecordTableModel.
+
+Each table takes plain dicts (documented per class; values may be Decimal,
+float, str, enum or datetime) and knows nothing of the engine. The helpers
+``position_row``/``order_row``/``fill_row`` turn `engine.model` values into
+those dicts. Column visibility is chosen from the header's context menu.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+from PySide6.QtCore import (
+    QByteArray,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QVBoxLayout, QWidget
+
+from engine.model import Fill, Order, OrderStatus, Position
+from widgets import format as fmt
+from widgets.table_model import ButtonDelegate, Column, RecordTableModel, SortRole
+
+Record = Mapping[str, Any]
+Index = QModelIndex | QPersistentModelIndex
+
+
+class RecordTable(QWidget):
+    """The shared table widget: view, proxy, header menu for columns, row context menu."""
+
+    columnVisibilityChanged = Signal(str, bool)
+
+    def __init__(
+        self,
+        columns: Iterable[Column],
+        key_field: str,
+        *,
+        sort_column: str | None = None,
+        stretch_column: str | None = None,
+        descending: bool = False,
+        max_rows: int | None = None,
+        now: Callable[[], datetime] | None = None,
+        proxy: QSortFilterProxyModel | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        kwargs: dict[str, Any] = {"max_rows": max_rows}
+        if now is not None:
+            kwargs["now"] = now
+        self.model = RecordTableModel(columns, key_field, parent=self, **kwargs)
+        self.proxy = proxy or QSortFilterProxyModel(self)  # a subclass may filter rows
+        if self.proxy.parent() is None:
+            self.proxy.setParent(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SortRole)
+        self.proxy.setDynamicSortFilter(True)
+        self.view = QTableView(self)
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.setAlternatingRowColors(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(26)
+        self.view.setWordWrap(False)
+        header = self.view.horizontalHeader()
+        header.setSectionsMovable(True)
+        header.setHighlightSections(False)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._header_menu)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._row_menu)
+        self._delegates: list[ButtonDelegate] = []
+        for i, col in enumerate(self.model.columns):
+            self.view.setColumnHidden(i, not col.default_visible)
+            if col.width:
+                self.view.setColumnWidth(i, col.width)
+            if col.button:
+                delegate = ButtonDelegate(self.button_tone(col), self.view)
+                delegate.clicked.connect(self._on_button)
+                self.view.setItemDelegateForColumn(i, delegate)
+                self._delegates.append(delegate)
+        if stretch_column is not None:
+            header.setSectionResizeMode(self.model.column_of(stretch_column), QHeaderView.ResizeMode.Stretch)
+        self._fitted = False
+        self.model.rowsInserted.connect(self._fit_once)
+        self.model.modelReset.connect(self._fit_once)
+        if sort_column is not None:
+            order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+            self.view.sortByColumn(self.model.column_of(sort_column), order)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+
+    def fit_columns(self) -> None:
+        """Size columns to header and contents (once data arrives; the operator may resize after)."""
+        self.view.resizeColumnsToContents()
+        for i, col in enumerate(self.model.columns):
+            if col.width and self.view.columnWidth(i) < col.width:
+                self.view.setColumnWidth(i, col.width)
+
+    def _fit_once(self) -> None:
+        if not self._fitted and self.model.rowCount() > 0:
+            self._fitted = True
+            self.fit_columns()
+
+    # ---- data API -----------------------------------------------------------------------------
+    def normalise(self, record: Record) -> Record:
+        """Subclasses map accepted aliases onto the column keys."""
+        return record
+
+    def set_rows(self, records: Iterable[Record]) -> None:
+        """Show exactly these rows; rows already shown are updated in place."""
+        self.model.replace_all(self.normalise(r) for r in records)
+
+    def upsert(self, record: Record) -> None:
+        rec = self.normalise(record)
+        self.model.upsert(str(rec[self.model.key_field]), rec)
+
+    def remove(self, key: str) -> bool:
+        return self.model.remove(key)
+
+    def clear(self) -> None:
+        self.model.clear()
+
+    def row(self, key: str) -> dict[str, Any] | None:
+        return self.model.get(key)
+
+    def row_count(self) -> int:
+        return self.model.rowCount()
+
+    def keys_in_view_order(self) -> list[str]:
+        """Row keys as the operator sees them (sorted, filtered)."""
+        return [self._key_of(self.proxy.index(r, 0)) for r in range(self.proxy.rowCount())]
+
+    def cell_text(self, key: str, column: str) -> str:
+        row = self.model.row_of(key)
+        if row is None:
+            raise KeyError(key)
+        return str(self.model.index(row, self.model.column_of(column)).data())
+
+    def selected_key(self) -> str | None:
+        rows = self.view.selectionModel().selectedRows()
+        return self._key_of(rows[0]) if rows else None
+
+    def select_key(self, key: str) -> None:
+        row = self.model.row_of(key)
+        if row is not None:
+            self.view.selectRow(self.proxy.mapFromSource(self.model.index(row, 0)).row())
+
+    def _key_of(self, proxy_index: Index) -> str:
+        return self.model.key_at(self.proxy.mapToSource(proxy_index).row())
+
+    # ---- columns ------------------------------------------------------------------------------
+    def set_column_visible(self, key: str, visible: bool) -> None:
+        col = self.model.column_of(key)
+        if self.view.isColumnHidden(col) == (not visible):
+            return
+        self.view.setColumnHidden(col, not visible)
+        self.columnVisibilityChanged.emit(key, visible)
+
+    def is_column_visible(self, key: str) -> bool:
+        return not self.view.isColumnHidden(self.model.column_of(key))
+
+    def header_state(self) -> bytes:
+        """Column order, widths, visibility and sort, for the console to persist."""
+        return bytes(self.view.horizontalHeader().saveState().data())
+
+    def restore_header_state(self, state: bytes) -> bool:
+        return self.view.horizontalHeader().restoreState(QByteArray(state))
+
+    def _header_menu(self, pos: QPoint) -> None:
+        self.column_menu().popup(self.view.horizontalHeader().mapToGlobal(pos))
+
+    def column_menu(self) -> QMenu:
+        menu = QMenu(self)
+        visible = [c for c in self.model.columns if self.is_column_visible(c.key)]
+        for col in self.model.columns:
+            action = menu.addAction(col.title or col.button or col.key)
+            action.setCheckable(True)
+            shown = self.is_column_visible(col.key)
+            action.setChecked(shown)
+            action.setEnabled(not (shown and len(visible) == 1))  # never hide the last column
+            action.setToolTip(col.tooltip)
+            action.toggled.connect(lambda on, k=col.key: self.set_column_visible(k, on))
+        return menu
+
+    # ---- actions ------------------------------------------------------------------------------
+    def button_tone(self, column: Column) -> str:
+        return "accent"
+
+    def row_actions(self, key: str) -> list[tuple[str, Callable[[], None]]]:
+        """(label, callback) pairs for the row context menu."""
+        return []
+
+    def button_clicked(self, key: str, column: str) -> None:
+        """Called when the button in ``column`` of row ``key`` is clicked."""
+
+    def _on_button(self, proxy_index: QModelIndex) -> None:
+        self.button_clicked(self._key_of(proxy_index), self.model.columns[proxy_index.column()].key)
+
+    def _row_menu(self, pos: QPoint) -> None:
+        index = self.view.indexAt(pos)
+        if not index.isValid():
+            return
+        actions = self.row_actions(self._key_of(index))
+        if not actions:
+            return
+        menu = QMenu(self)
+        for label, callback in actions:
+            menu.addAction(label).triggered.connect(lambda _=False, cb=callback: cb())
+        menu.popup(self.view.viewport().mapToGlobal(pos))
+
+
+def _abs_qty(r: Record) -> object:
+    d = fmt.to_decimal(r.get("qty"))
+    return None if d is None else abs(d)
+
+
+def _position_side(r: Record) -> str | None:
+    side = r.get("side")
+    if side is not None:
+        s = str(side).lower()
+        return {"buy": "long", "sell": "short"}.get(s, s)
+    d = fmt.to_decimal(r.get("qty"))
+    return None if d is None or d == 0 else ("long" if d > 0 else "short")
+
+
+class PositionsTable(RecordTable):
+    """Open positions, keyed by symbol.
+
+    Keys: symbol, qty (signed: + long, − short), side (optional: long/short/buy/sell;
+    derived from qty when absent), avg_price, last, unrealized_pnl, unrealized_pct
+    (percent units), stop_loss, take_profit, opened_at (datetime, or age in seconds).
+    An upsert with qty == 0 removes the row (a closed position).
+    """
+
+    closeRequested = Signal(str)
+    selectedSymbol = Signal(str)
+
+    COLUMNS = (
+        Column("symbol", "Symbol", bold=True, tooltip="Instrument", width=110),
+        Column("side", "Side", "side", value=_position_side, tooltip="LONG or SHORT", width=70),
+        Column("qty", "Quantity", "qty", value=_abs_qty, tooltip="Position size (absolute)"),
+        Column("avg_price", "Avg price", "price", tooltip="Average entry price"),
+        Column("last", "Last", "price", tooltip="Last traded / mark price"),
+        Column("unrealized_pnl", "Unrealised P&L", "money", signed=True, bold=True,
+               tooltip="Profit or loss if closed at the last price (quote currency)"),
+        Column("unrealized_pct", "P&L %", "pct", signed=True, tooltip="Unrealised P&L as % of entry cost"),
+        Column("stop_loss", "Stop", "price", tooltip="Protective stop-loss price (— = none)"),
+        Column("take_profit", "Take profit", "price", tooltip="Take-profit price (— = none)"),
+        Column("opened_at", "Age", "age", tooltip="Time since the position was opened"),
+        Column("close", "", button="Close", value=lambda r: True, width=80,
+               tooltip="Close this position at market (asks for confirmation)"),
+    )
+
+    def __init__(self, parent: QWidget | None = None, *, now: Callable[[], datetime] | None = None) -> None:
+        super().__init__(self.COLUMNS, "symbol", sort_column="symbol", now=now, parent=parent)
+        self.view.selectionModel().currentRowChanged.connect(self._current_changed)
+        self._age_timer = QTimer(self)
+        self._age_timer.setInterval(1000)
+        self._age_timer.timeout.connect(self.model.refresh_ages)
+        self._age_timer.start()
+
+    def normalise(self, record: Record) -> Record:
+        if "last_price" in record and "last" not in record:
+            record = {**record, "last": record["last_price"]}
+        return record
+
+    def upsert(self, record: Record) -> None:
+        qty = fmt.to_decimal(record.get("qty", 1))
+        if qty is not None and qty == 0:
+            self.remove(str(record["symbol"]))
+        else:
+            super().upsert(record)
+
+    def button_tone(self, column: Column) -> str:
+        return "red"
+
+    def button_clicked(self, key: str, column: str) -> None:
+        self.closeRequested.emit(key)
+
+    def row_actions(self, key: str) -> list[tuple[str, Callable[[], None]]]:
+        return [(f"Close {key} at market…", lambda: self.closeRequested.emit(key))]
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.selectedSymbol.emit(self._key_of(current))
+
+
+_WORKING = {s.value for s in OrderStatus if s.is_working}
+_STATUS_COLOUR = {"filled": "green", "rejected": "red", "canceled": "muted", "expired": "muted"}
+
+
+def _status(r: Record) -> str:
+    return str(r.get("status") or "").lower()
+
+
+def _upper(value: object) -> str:
+    return str(value or "").upper().replace("_", " ")
+
+
+class OrdersTable(RecordTable):
+    """Orders, keyed by client_id.
+
+    Keys: client_id, created_at (datetime), symbol, side, order_type (or "type"), qty,
+    filled_qty (or "filled"), price, stop_price (or "stop"), status, role; optional
+    venue_order_id, avg_fill_price, strategy, reason. Working orders get a Cancel button.
+    """
+
+    cancelRequested = Signal(str)
+
+    COLUMNS = (
+        Column("created_at", "Time", "time", tooltip="When the order was created (UTC)", width=80),
+        Column("symbol", "Symbol", bold=True, width=100),
+        Column("side", "Side", "side", width=60),
+        Column("order_type", "Type", value=lambda r: _upper(r.get("order_type"))),
+        Column("qty", "Qty", "qty", tooltip="Ordered quantity"),
+        Column("filled_qty", "Filled", "qty", tooltip="Quantity filled so far"),
+        Column("price", "Price", "price", tooltip="Limit price (— for market orders)"),
+        Column("stop_price", "Stop", "price", tooltip="Trigger price of stop orders"),
+        Column("status", "Status", value=lambda r: _upper(r.get("status")),
+               colour=lambda r: _STATUS_COLOUR.get(_status(r)), bold=True),
+        Column("role", "Role", tooltip="entry, stop_loss, take_profit, exit or flatten"),
+        Column("client_id", "Client id", tooltip="This engine's order id"),
+        Column("venue_order_id", "Venue id", default_visible=False, tooltip="The venue's order id"),
+        Column("avg_fill_price", "Avg fill", "price", default_visible=False),
+        Column("strategy", "Strategy", default_visible=False),
+        Column("cancel", "", button="Cancel", value=lambda r: _status(r) in _WORKING, width=80,
+               tooltip="Cancel this order"),
+    )
+
+    _ALIASES: ClassVar[dict[str, str]] = {
+        "type": "order_type", "filled": "filled_qty", "stop": "stop_price", "time": "created_at"
+    }
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(self.COLUMNS, "client_id", sort_column="created_at", descending=True, parent=parent)
+
+    def normalise(self, record: Record) -> Record:
+        if any(a in record for a in self._ALIASES):
+            record = {self._ALIASES.get(k, k): v for k, v in record.items()}
+        return record
+
+    def button_tone(self, column: Column) -> str:
+        return "amber"
+
+    def button_clicked(self, key: str, column: str) -> None:
+        self.cancelRequested.emit(key)
+
+    def row_actions(self, key: str) -> list[tuple[str, Callable[[], None]]]:
+        rec = self.model.get(key) or {}
+        if _status(rec) not in _WORKING:
+            return []
+        return [(f"Cancel order {key}", lambda: self.cancelRequested.emit(key))]
+
+
+class FillsTable(RecordTable):
+    """Executions, keyed by fill_id, newest first, bounded to ``max_rows``.
+
+    Keys: fill_id, ts (datetime), symbol, side, qty, price, fee, liquidity (maker/taker),
+    client_id (the order id); optional venue_order_id, fee_currency.
+    """
+
+    COLUMNS = (
+        Column("ts", "Time", "time", tooltip="Execution time (UTC)", width=80),
+        Column("symbol", "Symbol", bold=True, width=100),
+        Column("side", "Side", "side", width=60),
+        Column("qty", "Qty", "qty"),
+        Column("price", "Price", "price"),
+        Column("fee", "Fee", "money", tooltip="Fee paid (quote currency unless stated)"),
+        Column("liquidity", "Liquidity", value=lambda r: _upper(r.get("liquidity")),
+               tooltip="MAKER (added liquidity) or TAKER"),
+        Column("client_id", "Order id", tooltip="Client id of the order this fill belongs to"),
+        Column("venue_order_id", "Venue order id", default_visible=False),
+        Column("fill_id", "Fill id", default_visible=False),
+    )
+
+    def __init__(self, parent: QWidget | None = None, *, max_rows: int = 5000) -> None:
+        super().__init__(self.COLUMNS, "fill_id", sort_column="ts", descending=True, max_rows=max_rows,
+                         parent=parent)
+
+
+def position_row(p: Position) -> dict[str, Any]:
+    return {
+        "symbol": p.symbol, "qty": p.qty, "avg_price": p.avg_price, "last": p.last_price,
+        "unrealized_pnl": p.unrealized_pnl, "unrealized_pct": p.unrealized_pct,
+        "stop_loss": p.stop_loss, "take_profit": p.take_profit, "opened_at": p.opened_at,
+    }
+
+
+def order_row(o: Order) -> dict[str, Any]:
+    return {
+        "client_id": o.client_id, "created_at": o.created_at, "symbol": o.symbol, "side": o.side.value,
+        "order_type": o.order_type.value, "qty": o.qty, "filled_qty": o.filled_qty, "price": o.price,
+        "stop_price": o.stop_price, "status": o.status.value, "role": o.role,
+        "venue_order_id": o.venue_order_id, "avg_fill_price": o.avg_fill_price, "strategy": o.strategy,
+    }
+
+
+def fill_row(f: Fill) -> dict[str, Any]:
+    return {
+        "fill_id": f.fill_id, "ts": f.ts, "symbol": f.symbol, "side": f.side.value, "qty": f.qty,
+        "price": f.price, "fee": f.fee, "liquidity": f.liquidity.value, "client_id": f.client_id,
+        "venue_order_id": f.venue_order_id, "fee_currency": f.fee_currency,
+    }
