@@ -54,20 +54,50 @@ class Breakers:
         self._g = {
             g.name: g
             for g in (
-                _Gauge("daily_loss", "Daily loss", "%", TradingState.HALTED,
-                       "Loss since the start of the trading day (realised + unrealised) against the daily "
-                       "loss limit. At the limit trading halts."),
-                _Gauge("drawdown", "Drawdown", "%", TradingState.HALTED,
-                       "Equity below its peak, open positions included, against the maximum drawdown. "
-                       "At the limit trading halts."),
-                _Gauge("loss_streak", "Loss streak", "", TradingState.HALTED,
-                       "Consecutive losing trades. At the limit trading halts; a resume acknowledges the streak."),
-                _Gauge("venue_errors", "Venue errors", "", TradingState.HALTED,
-                       "Venue errors within the error window. A burst at the limit halts trading."),
-                _Gauge("data_age", "Data age", "s", TradingState.REDUCING,
-                       "Seconds since the last market data. Past the limit only exits are allowed."),
-                _Gauge("volatility", "Volatility", "%", TradingState.REDUCING,
-                       "Realised volatility per hour (highest symbol). Above the limit only exits are allowed."),
+                _Gauge(
+                    "daily_loss",
+                    "Daily loss",
+                    "%",
+                    TradingState.HALTED,
+                    "Loss since the start of the trading day (realised + unrealised) against the daily "
+                    "loss limit. At the limit trading halts.",
+                ),
+                _Gauge(
+                    "drawdown",
+                    "Drawdown",
+                    "%",
+                    TradingState.HALTED,
+                    "Equity below its peak, open positions included, against the maximum drawdown. "
+                    "At the limit trading halts.",
+                ),
+                _Gauge(
+                    "loss_streak",
+                    "Loss streak",
+                    "",
+                    TradingState.HALTED,
+                    "Consecutive losing trades. At the limit trading halts; a resume acknowledges the streak.",
+                ),
+                _Gauge(
+                    "venue_errors",
+                    "Venue errors",
+                    "",
+                    TradingState.HALTED,
+                    "Venue errors within the error window. A burst at the limit halts trading.",
+                ),
+                _Gauge(
+                    "data_age",
+                    "Data age",
+                    "s",
+                    TradingState.REDUCING,
+                    "Seconds since the last market data. Past the limit only exits are allowed.",
+                ),
+                _Gauge(
+                    "volatility",
+                    "Volatility",
+                    "%",
+                    TradingState.REDUCING,
+                    "Realised volatility per hour (highest symbol). Above the limit only exits are allowed.",
+                ),
             )
         }
         self.reload(cfg)

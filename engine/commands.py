@@ -32,7 +32,9 @@ class OperatorCommands:
     _close_task: asyncio.Task[Any] | None = None
 
     # --- emergency stop ---------------------------------------------------------
-    def emergency_stop(self: Engine, reason: str = "emergency stop", operator: str = "") -> asyncio.Task[bool]:
+    def emergency_stop(
+        self: Engine, reason: str = "emergency stop", operator: str = ""
+    ) -> asyncio.Task[bool]:
         """HALT now, synchronously; then cancel every open order. Returns the cancelling task."""
         operator = operator or self.operator
         self.risk.set_state(TradingState.HALTED, reason, operator)
@@ -52,8 +54,9 @@ class OperatorCommands:
         if self._inflight:
             await asyncio.wait(list(self._inflight), timeout=max(0.1, deadline - loop.time()))
         total = max(len(self.orders), 1)
-        self.bus.publish(ProgressEvent(self.clock.now(), operation, f"cancelling {len(self.orders)} open orders",
-                                       0, total))
+        self.bus.publish(
+            ProgressEvent(self.clock.now(), operation, f"cancelling {len(self.orders)} open orders", 0, total)
+        )
         attempt = 0
         ok = False
         while True:
@@ -67,15 +70,27 @@ class OperatorCommands:
                 break
             if loop.time() >= deadline:
                 break
-            symbols = sorted({o.symbol for o in venue_open}) if venue_open else sorted({o.symbol for o in
-                                                                                       self.orders.values()})
-            results = await asyncio.gather(*(self.venue.cancel_all(s) for s in symbols), return_exceptions=True)
+            symbols = (
+                sorted({o.symbol for o in venue_open})
+                if venue_open
+                else sorted({o.symbol for o in self.orders.values()})
+            )
+            results = await asyncio.gather(
+                *(self.venue.cancel_all(s) for s in symbols), return_exceptions=True
+            )
             for sym, res in zip(symbols, results, strict=True):
                 if isinstance(res, BaseException):
                     self._venue_failure(f"cancel-all on {sym}", res)  # type: ignore[arg-type]
             remaining = len(self.orders)
-            self.bus.publish(ProgressEvent(self.clock.now(), operation, f"{remaining} orders still open",
-                                           max(0, total - remaining), total))
+            self.bus.publish(
+                ProgressEvent(
+                    self.clock.now(),
+                    operation,
+                    f"{remaining} orders still open",
+                    max(0, total - remaining),
+                    total,
+                )
+            )
             if not venue_open and remaining == 0:
                 ok = True
                 break
@@ -84,7 +99,11 @@ class OperatorCommands:
         if ok:
             self._drop_local_orders("cancelled by " + operation)
         await flushed
-        msg = "all orders cancelled; venue confirms none open" if ok else "orders may still be open at the venue"
+        msg = (
+            "all orders cancelled; venue confirms none open"
+            if ok
+            else "orders may still be open at the venue"
+        )
         self.bus.publish(ProgressEvent(self.clock.now(), operation, msg, total if ok else 0, total, True, ok))
         self.audit(f"{operation}_done", msg, {"ok": ok, "attempts": attempt + 1})
         if not ok:
@@ -108,12 +127,23 @@ class OperatorCommands:
             exit_price = (tick.bid if p.qty > 0 else tick.ask) if tick else p.last_price
             pnl = (exit_price - p.avg_price) * p.qty - abs(p.qty) * exit_price * taker
             total += pnl
-            rows.append({"symbol": p.symbol, "side": "long" if p.qty > 0 else "short", "qty": abs(p.qty),
-                         "avg_price": p.avg_price, "last": p.last_price, "exit_price": exit_price,
-                         "unrealized_pnl": p.unrealized_pnl, "estimated_pnl": pnl})
+            rows.append(
+                {
+                    "symbol": p.symbol,
+                    "side": "long" if p.qty > 0 else "short",
+                    "qty": abs(p.qty),
+                    "avg_price": p.avg_price,
+                    "last": p.last_price,
+                    "exit_price": exit_price,
+                    "unrealized_pnl": p.unrealized_pnl,
+                    "estimated_pnl": pnl,
+                }
+            )
         return {"positions": rows, "estimated_pnl": total, "open_orders": len(self.orders)}
 
-    def close_all(self: Engine, reason: str = "close all", operator: str = "") -> asyncio.Task[dict[str, Any]]:
+    def close_all(
+        self: Engine, reason: str = "close all", operator: str = ""
+    ) -> asyncio.Task[dict[str, Any]]:
         operator = operator or self.operator
         self.risk.set_state(TradingState.HALTED, reason, operator)
         self.audit("close_all", reason, self.preview_close_all(), operator)
@@ -124,7 +154,9 @@ class OperatorCommands:
         self._close_task = task
         return task
 
-    async def _run_close_all(self: Engine, reason: str, operator: str, deadline_s: float = 60.0) -> dict[str, Any]:
+    async def _run_close_all(
+        self: Engine, reason: str, operator: str, deadline_s: float = 60.0
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
         await self._cancel_everything("close_all", reason, deadline_s=min(30.0, deadline_s))
@@ -135,23 +167,37 @@ class OperatorCommands:
         attempt = 0
         while True:
             open_now = {p.symbol: p.qty for p in self.portfolio.positions()}
-            self.bus.publish(ProgressEvent(self.clock.now(), "close_all", f"{len(open_now)} positions to flatten",
-                                           total - len(open_now), total))
+            self.bus.publish(
+                ProgressEvent(
+                    self.clock.now(),
+                    "close_all",
+                    f"{len(open_now)} positions to flatten",
+                    total - len(open_now),
+                    total,
+                )
+            )
             if not open_now or loop.time() >= deadline:
                 break
             orders = []
             for symbol, qty in open_now.items():
                 side = Side.SELL if qty > 0 else Side.BUY
-                intent = OrderIntent(symbol=symbol, side=side, qty=abs(qty), reduce_only=True,
-                                     reason=f"close all: {reason}", tag="close_all")
+                intent = OrderIntent(
+                    symbol=symbol,
+                    side=side,
+                    qty=abs(qty),
+                    reduce_only=True,
+                    reason=f"close all: {reason}",
+                    tag="close_all",
+                )
                 order = self.submit_intent(intent, bypass_state=True, role="flatten")
                 if order is None:
                     failures[symbol] = "refused by the pre-trade checks (see denials)"
                 else:
                     orders.append(order)
             if orders:
-                done = await asyncio.wait([self.wait_for(o.client_id) for o in orders],
-                                          timeout=max(0.1, deadline - loop.time()))
+                done = await asyncio.wait(
+                    [self.wait_for(o.client_id) for o in orders], timeout=max(0.1, deadline - loop.time())
+                )
                 for fut in done[0]:
                     o = fut.result()
                     if o.status is OrderStatus.REJECTED:
@@ -170,13 +216,22 @@ class OperatorCommands:
             "failures": {s: m for s, m in failures.items() if s in left},
             "ok": not left,
         }
-        msg = (f"flat: {summary['positions_closed']} positions closed, realised P&L {summary['realized_pnl']}"
-               if not left else f"NOT flat: {len(left)} positions left ({', '.join(left)})")
-        self.bus.publish(ProgressEvent(self.clock.now(), "close_all", msg, total - len(left), total, True,
-                                       not left, summary))
+        msg = (
+            f"flat: {summary['positions_closed']} positions closed, realised P&L {summary['realized_pnl']}"
+            if not left
+            else f"NOT flat: {len(left)} positions left ({', '.join(left)})"
+        )
+        self.bus.publish(
+            ProgressEvent(
+                self.clock.now(), "close_all", msg, total - len(left), total, True, not left, summary
+            )
+        )
         self.audit("close_all_done", msg, summary, operator)
-        self.alert(AlertLevel.CRITICAL if not left else AlertLevel.EMERGENCY,
-                   "close_all_done" if not left else "close_all_incomplete", f"Close all: {msg}")
+        self.alert(
+            AlertLevel.CRITICAL if not left else AlertLevel.EMERGENCY,
+            "close_all_done" if not left else "close_all_incomplete",
+            f"Close all: {msg}",
+        )
         return summary
 
     # --- resume -------------------------------------------------------------------
@@ -239,7 +294,17 @@ class OperatorCommands:
         qty = self.portfolio.qty(symbol)
         if not qty:
             return None
-        self.audit("close_position", reason or f"close {symbol}", {"symbol": symbol, "qty": str(qty)}, operator)
+        self.audit(
+            "close_position", reason or f"close {symbol}", {"symbol": symbol, "qty": str(qty)}, operator
+        )
         side = Side.SELL if qty > 0 else Side.BUY
-        return self.submit_intent(OrderIntent(symbol=symbol, side=side, qty=abs(qty), reduce_only=True,
-                                              reason=reason or f"closed by {operator}", tag="manual_close"))
+        return self.submit_intent(
+            OrderIntent(
+                symbol=symbol,
+                side=side,
+                qty=abs(qty),
+                reduce_only=True,
+                reason=reason or f"closed by {operator}",
+                tag="manual_close",
+            )
+        )

@@ -7,6 +7,7 @@ Secrets never live here: credentials are referenced by keyring name only.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -77,7 +78,7 @@ class RiskConfig(_Section):
     def _schedule_rises(cls, v: list[float]) -> list[float]:
         if not v:
             raise ValueError("must list at least one step")
-        if any(b < a for a, b in zip(v, v[1:], strict=False)):
+        if any(b < a for a, b in itertools.pairwise(v)):
             raise ValueError("must not decrease from one step to the next")
         if v[-1] > 0.02:
             raise ValueError("must not exceed 0.02 (2% of equity per trade)")

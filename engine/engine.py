@@ -84,6 +84,7 @@ class Engine(OperatorCommands):
         self.orders: dict[str, Order] = {}  # working orders by client id
         self._order_meta: dict[str, Order] = {}  # every order this run knows (for tags on fills)
         self._seen_fills: set[str] = set()
+        self._applied_qty: dict[str, Decimal] = {}  # filled quantity booked per client id
         self._waiters: dict[str, list[asyncio.Future[Order]]] = {}
         self._inflight: set[asyncio.Task[Any]] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -117,7 +118,9 @@ class Engine(OperatorCommands):
             await self._warm_up()
             self.strategy.on_start()
         self.connected = True
-        self.bus.publish(ConnectionEvent(self.clock.now(), self.venue.name, True, await self.venue.ping_ms(), 0.0))
+        self.bus.publish(
+            ConnectionEvent(self.clock.now(), self.venue.name, True, await self.venue.ping_ms(), 0.0)
+        )
         self._tasks = [
             asyncio.create_task(self._pump_market(), name="market"),
             asyncio.create_task(self._pump_orders(), name="orders"),
@@ -138,6 +141,7 @@ class Engine(OperatorCommands):
             o = tags.get(fill.client_id)
             self.portfolio.apply_fill(fill, o.tag if o else "", o.strategy if o else "")
             self._seen_fills.add(fill.fill_id)
+            self._applied_qty[fill.client_id] = self._applied_qty.get(fill.client_id, ZERO) + fill.qty
         for o in j.orders(open_only=True):
             self.orders[o.client_id] = o
             self._order_meta[o.client_id] = o
@@ -255,8 +259,9 @@ class Engine(OperatorCommands):
                 self.breakers.on_data_age((now - last).total_seconds())
                 self.breakers.on_clock(self.clock.monotonic())
                 ping = await self.venue.ping_ms()
-                self.bus.publish(ConnectionEvent(now, self.venue.name, self.connected, ping,
-                                                 (now - last).total_seconds()))
+                self.bus.publish(
+                    ConnectionEvent(now, self.venue.name, self.connected, ping, (now - last).total_seconds())
+                )
                 self.bus.publish(RiskEvent(now, tuple(self.rule_values())))
             except Exception:
                 log.exception("housekeeping failed")
@@ -276,13 +281,23 @@ class Engine(OperatorCommands):
         known = self._order_meta.get(order.client_id)
         if known is None:
             order = order.evolve(external=True)
-            self.alert(AlertLevel.WARNING, "external_order", f"Order {order.client_id} on {order.symbol} was not "
-                       "placed by this engine; adopted and flagged external", key=f"external:{order.client_id}")
+            self.alert(
+                AlertLevel.WARNING,
+                "external_order",
+                f"Order {order.client_id} on {order.symbol} was not "
+                "placed by this engine; adopted and flagged external",
+                key=f"external:{order.client_id}",
+            )
         elif known.status.is_terminal and not order.status.is_terminal:
             order = known  # a late, stale update never reopens a finished order
         else:
-            order = order.evolve(tag=known.tag, strategy=known.strategy, role=known.role,
-                                 parent_id=known.parent_id, reason=order.reason or known.reason)
+            order = order.evolve(
+                tag=known.tag,
+                strategy=known.strategy,
+                role=known.role,
+                parent_id=known.parent_id,
+                reason=order.reason or known.reason,
+            )
         if update.fill is not None:
             self._apply_fill(update.fill, order)
         self._track(order)
@@ -300,11 +315,16 @@ class Engine(OperatorCommands):
         self.journal.record_order(order)
         self.bus.publish(OrderEvent(order.updated_at or self.clock.now(), order))
         if order.status is OrderStatus.REJECTED:
-            self.alert(AlertLevel.WARNING, "order_rejected", f"{order.symbol} {order.side} {order.qty} rejected: "
-                       f"{order.reason or 'no reason given'}", key=f"rejected:{order.symbol}")
+            self.alert(
+                AlertLevel.WARNING,
+                "order_rejected",
+                f"{order.symbol} {order.side} {order.qty} rejected: {order.reason or 'no reason given'}",
+                key=f"rejected:{order.symbol}",
+            )
         if order.status.is_terminal:
-            if order.role == "entry" and order.filled_qty > 0:
-                self.protection.on_entry_done(order)
+            booked = self._applied_qty.get(order.client_id, ZERO)
+            if order.role == "entry" and order.filled_qty > 0 and booked >= order.filled_qty:
+                self.protection.on_entry_done(order)  # only once every fill of the entry is booked
             elif order.role == "exit" and order.filled_qty < order.qty:
                 self.protection.rearm(order.symbol)
 
@@ -312,6 +332,7 @@ class Engine(OperatorCommands):
         if fill.fill_id in self._seen_fills:
             return  # a fill is never counted twice (replays, reconnects, reconciliation)
         self._seen_fills.add(fill.fill_id)
+        self._applied_qty[fill.client_id] = self._applied_qty.get(fill.client_id, ZERO) + fill.qty
         result = self.portfolio.apply_fill(fill, order.tag, order.strategy)
         self.journal.record_fill(fill)
         if result.opened:
@@ -324,8 +345,12 @@ class Engine(OperatorCommands):
         if result.position.qty == 0 or result.opened:
             self.protection.on_position_flat_or_new(fill.symbol, result.position)
         if order.role == "stop_loss":
-            self.alert(AlertLevel.WARNING, "stop_loss_hit", f"Stop loss hit on {fill.symbol}: {fill.side} "
-                       f"{fill.qty} @ {fill.price}", key=f"stop_loss:{fill.symbol}")
+            self.alert(
+                AlertLevel.WARNING,
+                "stop_loss_hit",
+                f"Stop loss hit on {fill.symbol}: {fill.side} {fill.qty} @ {fill.price}",
+                key=f"stop_loss:{fill.symbol}",
+            )
         if self.strategy is not None and order.strategy == self.strategy.name:
             self.strategy.on_fill(fill, order)
 
@@ -339,7 +364,9 @@ class Engine(OperatorCommands):
         return fut
 
     # --- intents -> orders --------------------------------------------------------
-    def submit_intent(self, intent: OrderIntent, bypass_state: bool = False, role: str = "entry") -> Order | None:
+    def submit_intent(
+        self, intent: OrderIntent, bypass_state: bool = False, role: str = "entry"
+    ) -> Order | None:
         """Risk-check synchronously; on approval, start the submit. Returns the order or None if denied."""
         inst = self.instruments.get(intent.symbol)
         if inst is None:
@@ -458,7 +485,9 @@ class Engine(OperatorCommands):
     def _journal_alert(self, ev: AlertEvent) -> None:
         self.journal.record_alert(ev.ts, ev.level, ev.code, ev.message, ev.key)
 
-    def audit(self, action: str, reason: str, details: dict[str, Any] | None = None, operator: str = "") -> None:
+    def audit(
+        self, action: str, reason: str, details: dict[str, Any] | None = None, operator: str = ""
+    ) -> None:
         self.journal.audit(self.clock.now(), operator or self.operator, action, reason, details or {})
 
     def _state_changed(self, old: TradingState, new: TradingState, reason: str, operator: str) -> None:
@@ -469,7 +498,9 @@ class Engine(OperatorCommands):
         level = AlertLevel.CRITICAL if new is TradingState.HALTED else AlertLevel.WARNING
         if new is TradingState.ACTIVE:
             level = AlertLevel.INFO
-        self.alert(level, f"state_{new.value.lower()}", f"Trading {new.value}: {reason}", key=f"state:{new.value}")
+        self.alert(
+            level, f"state_{new.value.lower()}", f"Trading {new.value}: {reason}", key=f"state:{new.value}"
+        )
 
     def _venue_failure(self, what: str, exc: Exception) -> None:
         msg = f"{what}: {type(exc).__name__}: {exc}"
@@ -502,8 +533,15 @@ class Engine(OperatorCommands):
 
 
 def market_order_intent(symbol: str, side: Side, qty: Decimal, reason: str, tag: str) -> OrderIntent:
-    return OrderIntent(symbol=symbol, side=side, qty=qty, order_type=OrderType.MARKET, reduce_only=True,
-                       reason=reason, tag=tag)
+    return OrderIntent(
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        order_type=OrderType.MARKET,
+        reduce_only=True,
+        reason=reason,
+        tag=tag,
+    )
 
 
 __all__ = ["ZERO", "Engine", "market_order_intent"]

@@ -26,8 +26,9 @@ class RunOptions:
     with_strategy: bool = True
 
 
-def build_engine(settings: Settings, paths: AppPaths, opts: RunOptions | None = None,
-                 bus: EventBus | None = None) -> Engine:
+def build_engine(
+    settings: Settings, paths: AppPaths, opts: RunOptions | None = None, bus: EventBus | None = None
+) -> Engine:
     opts = opts or RunOptions()
     sim = settings.simulator
     if opts.seed is not None:
@@ -53,4 +54,6 @@ def build_engine(settings: Settings, paths: AppPaths, opts: RunOptions | None = 
         tick_interval_s=sim.tick_interval_s,
     )
     factory = (lambda e, symbols: EmaCross(e, symbols, settings.strategy)) if opts.with_strategy else None
-    return Engine(settings, venue, journal, clock, bus=bus, strategy_factory=factory, symbols=list(sim.symbols))
+    return Engine(
+        settings, venue, journal, clock, bus=bus, strategy_factory=factory, symbols=list(sim.symbols)
+    )

@@ -14,8 +14,13 @@ from engine.factory import RunOptions, build_engine
 from engine.paths import AppPaths
 
 
-async def run_headless(settings: Settings, paths: AppPaths, opts: RunOptions, duration_s: float | None,
-                       status_every_s: float = 5.0) -> int:
+async def run_headless(
+    settings: Settings,
+    paths: AppPaths,
+    opts: RunOptions,
+    duration_s: float | None,
+    status_every_s: float = 5.0,
+) -> int:
     engine = build_engine(settings, paths, opts)
     loop = asyncio.get_running_loop()
     stop_reason: list[str] = []
@@ -28,8 +33,11 @@ async def run_headless(settings: Settings, paths: AppPaths, opts: RunOptions, du
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal, sig.name)
     await engine.start()
-    print(f"trading-console headless: {engine.venue.name} ({engine.venue.mode}), state {engine.risk.state.value}, "
-          f"journal {paths.journal_file}", flush=True)
+    print(
+        f"trading-console headless: {engine.venue.name} ({engine.venue.mode}), state {engine.risk.state.value}, "
+        f"journal {paths.journal_file}",
+        flush=True,
+    )
     status = asyncio.create_task(_print_status(engine, status_every_s))
     try:
         await engine.run(duration_s)

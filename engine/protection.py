@@ -68,9 +68,16 @@ class Protection:
         if plan is None or plan.stop is None or plan.exiting:
             return
         side = Side.SELL if pos.qty > 0 else Side.BUY
-        intent = OrderIntent(symbol=symbol, side=side, qty=abs(pos.qty), order_type=OrderType.STOP_MARKET,
-                             stop_price=Decimal(plan.stop), reduce_only=True, reason="protective stop loss",
-                             tag="stop_loss")
+        intent = OrderIntent(
+            symbol=symbol,
+            side=side,
+            qty=abs(pos.qty),
+            order_type=OrderType.STOP_MARKET,
+            stop_price=Decimal(plan.stop),
+            reduce_only=True,
+            reason="protective stop loss",
+            tag="stop_loss",
+        )
         order = self.e.new_order(intent, abs(pos.qty), "stop_loss")
         plan.stop_order = order.client_id
         self.e.start_submit(order)
@@ -130,8 +137,15 @@ class Protection:
 
     def _exit(self, symbol: str, side: Side, qty: Decimal, why: str) -> None:
         order = self.e.submit_intent(
-            OrderIntent(symbol=symbol, side=side, qty=qty, reduce_only=True, reason=why, tag="protective_exit",
-                        strategy=self.e.strategy.name if self.e.strategy else "")
+            OrderIntent(
+                symbol=symbol,
+                side=side,
+                qty=qty,
+                reduce_only=True,
+                reason=why,
+                tag="protective_exit",
+                strategy=self.e.strategy.name if self.e.strategy else "",
+            )
         )
         if order is None:
             self.rearm(symbol)

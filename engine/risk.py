@@ -61,7 +61,9 @@ CHECK_NAMES = (
 
 
 class RiskEngine:
-    def __init__(self, cfg: RiskConfig, on_state_change: Callable[[TradingState, TradingState, str, str], None]):
+    def __init__(
+        self, cfg: RiskConfig, on_state_change: Callable[[TradingState, TradingState, str, str], None]
+    ):
         self.cfg = cfg
         self.state = TradingState.ACTIVE
         self.state_reason = ""
@@ -109,7 +111,9 @@ class RiskEngine:
             if self.state is TradingState.HALTED:
                 return self._deny(ci, "halted", f"trading is HALTED ({self.state_reason})")
             if self.state is TradingState.REDUCING and not reduces:
-                return self._deny(ci, "reducing_only", "state is REDUCING: only orders that shrink a position")
+                return self._deny(
+                    ci, "reducing_only", "state is REDUCING: only orders that shrink a position"
+                )
         if intent.reduce_only and not reduces:
             return self._deny(ci, "not_reducing", "reduce-only order would not shrink a position")
         passed.append("state")
@@ -129,7 +133,9 @@ class RiskEngine:
             slip = abs(price - ci.last) / ci.last
             if slip > Decimal(repr(cfg.max_slippage)):
                 return self._deny(
-                    ci, "price_collar", f"price {price} is {slip:.2%} from last {ci.last} (max {cfg.max_slippage:.2%})"
+                    ci,
+                    "price_collar",
+                    f"price {price} is {slip:.2%} from last {ci.last} (max {cfg.max_slippage:.2%})",
                 )
         passed.append("collar")
 
@@ -138,7 +144,9 @@ class RiskEngine:
             qty = min(qty, abs(ci.position_qty))
         qty = ci.instrument.round_qty(qty)
         if qty <= 0:
-            return self._deny(ci, "size_zero", "sized quantity rounds to zero at this equity and stop distance")
+            return self._deny(
+                ci, "size_zero", "sized quantity rounds to zero at this equity and stop distance"
+            )
         passed.append("size")
 
         if increases and ci.equity > 0:
@@ -146,7 +154,9 @@ class RiskEngine:
             share = notional / ci.equity
             if share > Decimal(repr(cfg.max_position_notional)):
                 return self._deny(
-                    ci, "notional", f"order notional {share:.2%} of equity exceeds {cfg.max_position_notional:.2%}"
+                    ci,
+                    "notional",
+                    f"order notional {share:.2%} of equity exceeds {cfg.max_position_notional:.2%}",
                 )
             passed.append("notional")
             if intent.stop_loss is not None:
@@ -159,7 +169,9 @@ class RiskEngine:
             if ci.position_qty == 0:
                 if ci.open_positions >= cfg.max_concurrent_positions:
                     return self._deny(
-                        ci, "concurrent_positions", f"{ci.open_positions} positions open (max {cfg.max_concurrent_positions})"
+                        ci,
+                        "concurrent_positions",
+                        f"{ci.open_positions} positions open (max {cfg.max_concurrent_positions})",
                     )
                 passed.append("concurrent_positions")
                 if ci.new_positions_today >= cfg.max_new_positions_per_day:
@@ -173,7 +185,9 @@ class RiskEngine:
                 reserve = ci.equity * Decimal(repr(cfg.cash_reserve))
                 if ci.cash - notional < reserve:
                     return self._deny(
-                        ci, "cash_reserve", f"cash after order {ci.cash - notional:.2f} below reserve {reserve:.2f}"
+                        ci,
+                        "cash_reserve",
+                        f"cash after order {ci.cash - notional:.2f} below reserve {reserve:.2f}",
                     )
                 passed.append("cash_reserve")
 
@@ -211,4 +225,3 @@ class RiskEngine:
 
     def orders_last_second(self, now: float) -> int:
         return sum(1 for t in self._order_times if t > now - 1.0)
-

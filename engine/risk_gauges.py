@@ -17,16 +17,41 @@ def rule_values(engine: Engine) -> list[RuleValue]:
     exposure = float(pf.gross_exposure) / equity
     gauges = engine.breakers.rule_values()
     gauges += [
-        RuleValue("exposure", "Exposure", exposure, 1.0 - cfg.cash_reserve, "%",
-                  f"Gross position value as a share of equity; {cfg.cash_reserve:.0%} is kept as cash reserve.",
-                  cfg.warn_at),
-        RuleValue("open_positions", "Open positions", float(pf.open_count()), float(cfg.max_concurrent_positions),
-                  "", "Concurrent open positions; at the limit new positions are refused.", cfg.warn_at),
-        RuleValue("new_positions", "New today", float(engine.new_positions_today),
-                  float(cfg.max_new_positions_per_day), "",
-                  "Positions opened this trading day; at the limit new positions are refused.", cfg.warn_at),
-        RuleValue("order_rate", "Order rate", float(engine.risk.orders_last_second(engine.clock.monotonic())),
-                  cfg.max_orders_per_second, "/s", "Orders in the last second; above the limit orders are refused.",
-                  cfg.warn_at),
+        RuleValue(
+            "exposure",
+            "Exposure",
+            exposure,
+            1.0 - cfg.cash_reserve,
+            "%",
+            f"Gross position value as a share of equity; {cfg.cash_reserve:.0%} is kept as cash reserve.",
+            cfg.warn_at,
+        ),
+        RuleValue(
+            "open_positions",
+            "Open positions",
+            float(pf.open_count()),
+            float(cfg.max_concurrent_positions),
+            "",
+            "Concurrent open positions; at the limit new positions are refused.",
+            cfg.warn_at,
+        ),
+        RuleValue(
+            "new_positions",
+            "New today",
+            float(engine.new_positions_today),
+            float(cfg.max_new_positions_per_day),
+            "",
+            "Positions opened this trading day; at the limit new positions are refused.",
+            cfg.warn_at,
+        ),
+        RuleValue(
+            "order_rate",
+            "Order rate",
+            float(engine.risk.orders_last_second(engine.clock.monotonic())),
+            cfg.max_orders_per_second,
+            "/s",
+            "Orders in the last second; above the limit orders are refused.",
+            cfg.warn_at,
+        ),
     ]
     return gauges

@@ -64,7 +64,7 @@ def test_schedule_and_strategy_rules(tmp_path: Path) -> None:
 def test_bad_toml_and_bad_timezone(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path, "[risk\n"))
-    with pytest.raises(ConfigError, match="engine.trading_day_tz: 'Mars/Olympus' is not a known time zone"):
+    with pytest.raises(ConfigError, match=r"engine.trading_day_tz: 'Mars/Olympus' is not a known time zone"):
         load_settings(write(tmp_path, '[engine]\ntrading_day_tz = "Mars/Olympus"\n'))
 
 
