@@ -5,7 +5,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine.model import OrderStatus, TradingState
-from tests.engine_rig import buy, make_engine, started, stop, settings_for, until
+from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
 
 
 def run(coro):  # type: ignore[no-untyped-def]

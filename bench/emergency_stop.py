@@ -1,0 +1,66 @@
+"""Emergency stop and close-all on the simulated venue.
+
+halt_ms: from the call to HALTED; no_open_orders_ms: to the venue reporting
+none of 200 open orders across 20 symbols; close_all_ms: 50 positions to flat.
+Prints a JSON object on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.model import TradingState
+from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
+
+
+async def measure(home: Path) -> dict[str, float]:
+    symbols = [f"S{i:02d}/USDT" for i in range(50)]
+    settings = settings_for(cash_reserve=0.0, max_position_notional=0.5)
+    e = await started(make_engine(home, settings=settings, symbols=symbols, speed=1.0))
+    for s in symbols[:20]:
+        for k in range(10):
+            e.submit_intent(buy(e, s, "300", limit_below=f"0.00{k + 1}"))
+    await until(lambda: len(e.orders) == 200 and not e._inflight, what="200 resting orders", timeout=30)
+    t0 = time.perf_counter()
+    task = e.emergency_stop("benchmark")
+    halt_ms = (time.perf_counter() - t0) * 1000
+    assert e.risk.state is TradingState.HALTED
+    ok = await task
+    no_open_ms = (time.perf_counter() - t0) * 1000
+    assert ok and await e.venue.open_orders() == []
+
+    e.resume("bench", "open positions for close-all")
+    for s in symbols:
+        e.submit_intent(buy(e, s, "1000"))
+    await until(lambda: e.portfolio.open_count() == 50 and not e._inflight, what="50 positions", timeout=30)
+    await until(lambda: not e._inflight and len(e.orders) >= 50, what="stop legs resting", timeout=30)
+    t1 = time.perf_counter()
+    summary = await e.close_all("benchmark")
+    close_ms = (time.perf_counter() - t1) * 1000
+    assert summary["ok"], summary
+    await stop(e)
+    return {"halt_ms": round(halt_ms, 4), "no_open_orders_ms": round(no_open_ms, 2),
+            "close_all_ms": round(close_ms, 2), "open_orders": 200, "symbols": 20, "positions": 50}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--venue", choices=["simulated"], default="simulated")
+    p.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        result = asyncio.run(measure(Path(home)))
+    print(f"HALTED after {result['halt_ms']} ms; no open orders after {result['no_open_orders_ms']} ms; "
+          f"50 positions flat after {result['close_all_ms']} ms")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
