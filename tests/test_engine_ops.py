@@ -108,7 +108,10 @@ def test_close_all_flattens_through_a_rejection_and_partial_fills(tmp_path: Path
             e.submit_intent(buy(e, s, "4000"))
         await until(lambda: e.portfolio.open_count() == 3 and not e._inflight, what="three positions")
         # a large resting limit order that partially fills stays open with part of a position
-        e.submit_intent(buy(e, "BTC/USDT", "20000", limit_below="0.0"))
+        big = e.submit_intent(buy(e, "BTC/USDT", "15000", limit_below="0.0005"))
+        assert big is not None
+        await until(lambda: e._order_meta[big.client_id].status is OrderStatus.PARTIALLY_FILLED,
+                    timeout=30, what="a partial fill")
         preview = e.preview_close_all()
         assert len(preview["positions"]) == 3 and preview["open_orders"] >= 3
         e.venue.faults.reject_next_submits(1, "venue busy")  # the first flatten attempt is refused
