@@ -9,7 +9,7 @@ from engine.paths import AppPaths
 
 
 def report(paths: AppPaths, section: str, as_json: bool) -> int:
-    from engine import metrics
+    from engine import metrics, metrics_text
     from engine.journal import Journal
 
     if not paths.journal_file.exists():
@@ -24,7 +24,7 @@ def report(paths: AppPaths, section: str, as_json: bool) -> int:
     if as_json:
         print(json.dumps(rep, allow_nan=False, sort_keys=True))
     else:
-        print(metrics.format_report(rep))
+        print(metrics_text.format_report(rep))
     return 0
 
 

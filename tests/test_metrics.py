@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine import metrics
+from engine import metrics, metrics_text
 from engine.model import ClosedTrade, Fill, Order, OrderStatus, OrderType, Side
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
@@ -414,7 +414,7 @@ def test_report_sections_and_degenerate_inputs() -> None:
 
 
 def test_format_report_is_aligned_and_readable() -> None:
-    text = metrics.format_report(_sample_report())
+    text = metrics_text.format_report(_sample_report())
     lines = text.splitlines()
     assert lines[0].startswith("Performance report")
     block = lines[lines.index("Trades") + 2 : lines.index("Equity and drawdown") - 1]
@@ -423,6 +423,6 @@ def test_format_report_is_aligned_and_readable() -> None:
     assert "Max drawdown" in text and "25.00 %" in text
     assert "not recovered" in text
     assert "2026-01-05" in text and "ETH/USDT" in text and "(none)" in text  # untagged group
-    only_trades = metrics.format_report(_sample_report(section="trades"))
+    only_trades = metrics_text.format_report(_sample_report(section="trades"))
     assert "Equity and drawdown" not in only_trades and "Profit factor" in only_trades
-    assert "n/a" in metrics.format_report(metrics.report([trade(5)], []))  # profit factor of winners only
+    assert "n/a" in metrics_text.format_report(metrics.report([trade(5)], []))  # profit factor of winners only
