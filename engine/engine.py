@@ -108,6 +108,10 @@ class Engine(OperatorCommands, OrderFlow):
         self.instruments = await self.venue.instruments()
         self.symbols = [s for s in self.symbols if s in self.instruments]
         self._restore()
+        adopt = getattr(self.venue, "adopt_book", None)
+        if adopt is not None:  # the in-process simulated market starts empty: give it our book
+            holdings = {p.symbol: p.qty for p in self.portfolio.positions()}
+            adopt(self.portfolio.cash, holdings, list(self.orders.values()))
         self.started_at = self.clock.now()
         self._id_prefix = f"tc{int(self.started_at.timestamp()) % 10_000_000:07d}"
         if self._strategy_factory is not None:

@@ -145,3 +145,26 @@ def test_resume_refused_while_a_breaker_holds(tmp_path: Path) -> None:
         await stop(e)
 
     run(scenario())
+
+
+def test_simulated_market_takes_the_journaled_book_after_a_restart(tmp_path: Path) -> None:
+    async def first() -> None:
+        e = await started(make_engine(tmp_path))
+        e.submit_intent(buy(e, "ETH/USDT", "3000"))
+        await until(lambda: any(o.role == "stop_loss" for o in e.orders.values()) and not e._inflight,
+                    what="position with its stop leg")
+        await stop(e)
+
+    async def second() -> None:
+        e = await started(make_engine(tmp_path))
+        held = e.portfolio.qty("ETH/USDT")
+        assert held > 0
+        venue_positions = await e.venue.positions()
+        assert venue_positions.get("ETH/USDT") == held
+        assert [o.role for o in await e.venue.open_orders()] == ["stop_loss"]
+        summary = await e.close_all("flatten after restart")
+        assert summary["ok"], summary
+        await stop(e)
+
+    run(first())
+    run(second())

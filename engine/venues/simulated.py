@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Literal
 
 from engine.clock import SimClock
-from engine.model import Balance, Fill, Instrument, MarketTick, Order, OrderStatus, OrderUpdate, VenueMode
+from engine.model import ZERO, Balance, Fill, Instrument, MarketTick, Order, OrderStatus, OrderUpdate, VenueMode
 from engine.venues.base import OrderNotFound, OrderRejected, TransientVenueError, Venue
 from engine.venues.market_sim import MarketSimulator
 from engine.venues.matching import MatchingEngine, as_decimal
@@ -154,6 +154,31 @@ class SimulatedVenue(Venue):
         for tick in batch:
             self.matching.on_tick(tick)
         self._recorded.append(batch)
+
+    def adopt_book(self, cash: Decimal, holdings: dict[str, Decimal], open_orders: list[Order]) -> list[Order]:
+        """Carry the engine's journaled book into this fresh in-process market after a restart.
+
+        The simulated venue lives in the console's process, so its account would
+        otherwise start empty while the journal says positions and stop legs exist.
+        Returns the orders as re-placed (some may be rejected if prices moved past them).
+        """
+        quote = next(iter(self._instruments.values())).quote
+        free = self.matching.balances().get(quote)
+        self.matching.deposit(quote, cash - (free.total if free else ZERO))
+        for symbol, qty in holdings.items():
+            inst = self._instruments.get(symbol)
+            if inst is not None and qty:
+                self.matching.deposit(inst.base, qty)
+        now = self.clock.now()
+        placed = []
+        for order in open_orders:
+            tick = self.matching.last_tick(order.symbol)
+            fresh = order.evolve(status=OrderStatus.PENDING, filled_qty=ZERO, avg_fill_price=None,
+                                 qty=order.remaining)
+            updates = self.matching.submit(fresh, tick, now)
+            self._publish(updates)
+            placed.append(updates[-1].order if updates else fresh)
+        return placed
 
     # -- lifecycle -------------------------------------------------------------------------------
 
