@@ -113,7 +113,9 @@ class Engine(OperatorCommands, OrderFlow):
             holdings = {p.symbol: p.qty for p in self.portfolio.positions()}
             adopt(self.portfolio.cash, holdings, list(self.orders.values()))
         self.started_at = self.clock.now()
-        self._id_prefix = f"tc{int(self.started_at.timestamp()) % 10_000_000:07d}"
+        run = int(self.journal.get_state("runs", 0)) + 1  # client ids never repeat across restarts
+        self.journal.set_state("runs", run)
+        self._id_prefix = f"tc{run:04d}"
         if self._strategy_factory is not None:
             self.strategy = self._strategy_factory(self, self.symbols)
             await self._warm_up()
