@@ -37,13 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="one JSON object")
     aud = sub.add_parser("audit", help="the tamper-evident audit log")
     aud.add_argument("action", choices=["verify", "show"])
+    stg = sub.add_parser("stage", help="the activation stage and the evidence for promotion")
+    stg.add_argument("--json", action="store_true", help="one JSON object")
+    apr = sub.add_parser("approvals", help="orders waiting for a human, for a headless engine")
+    apr_sub = apr.add_subparsers(dest="approvals_action", required=True)
+    apr_list = apr_sub.add_parser("list", help="pending requests")
+    apr_list.add_argument("--json", action="store_true")
+    for name in ("approve", "reject"):
+        act = apr_sub.add_parser(name, help=f"{name} a pending request")
+        act.add_argument("request_id")
+        act.add_argument("--operator", default="", help="who decides (default: the login name)")
+        act.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the engine to apply it")
+        if name == "approve":
+            act.add_argument("--qty", help="approve a smaller quantity (never a larger one)")
+        else:
+            act.add_argument("--reason", default="", help="why")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     paths = app_paths()
     if args.command == "report":
         from console.cli import report
@@ -53,6 +70,25 @@ def main(argv: list[str] | None = None) -> int:
         from console.cli import audit
 
         return audit(paths, args.action)
+    if args.command == "stage":
+        from console.cli import stage
+
+        return stage(paths, args.json)
+    if args.command == "approvals":
+        from console.cli import approvals
+
+        act = args.approvals_action
+        if act == "list":
+            return approvals(paths, "list", as_json=args.json)
+        return approvals(
+            paths,
+            act,
+            args.request_id,
+            qty=getattr(args, "qty", None),
+            reason=getattr(args, "reason", ""),
+            operator=args.operator,
+            wait_s=args.wait,
+        )
     try:
         settings = load_settings(paths.config_file)
     except ConfigError as exc:
@@ -70,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 return run_gui(settings, paths, opts, smoke_test=args.smoke_test)
         else:
-            print("no display available: running headless (set DISPLAY or WAYLAND_DISPLAY for the window)",
-                  file=sys.stderr)
+            print(
+                "no display available: running headless (set DISPLAY or WAYLAND_DISPLAY for the window)",
+                file=sys.stderr,
+            )
     from engine.headless import main_headless
 
     return main_headless(settings, paths, opts, args.duration)
@@ -80,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
 def _has_display() -> bool:
     if sys.platform in ("win32", "darwin"):
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                or os.environ.get("QT_QPA_PLATFORM") == "offscreen")
+    return bool(
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM") == "offscreen"
+    )
 
 
 if __name__ == "__main__":

@@ -44,3 +44,125 @@ def audit(paths: AppPaths, action: str) -> int:
     verdict = verify_audit(paths.journal_file)
     print(verdict.message)
     return 0 if verdict.ok else 1
+
+
+# --- issue 5: activation stage and approvals for a headless engine ---------------------------
+
+
+def _journal_now(journal: object, since: object) -> object:
+    """The engine's time as the journal last saw it (a simulated run has its own clock)."""
+    from datetime import UTC, datetime
+
+    stamps = [p.ts for p in journal.equity_curve()[-1:]]  # type: ignore[attr-defined]
+    stamps += [t.closed_at for t in journal.trades()[-1:]]  # type: ignore[attr-defined]
+    if since is not None:
+        stamps.append(since)
+    return max(stamps) if stamps else datetime.now(UTC)
+
+
+def stage(paths: AppPaths, as_json: bool) -> int:
+    from engine.config import ConfigError, load_settings
+    from engine.journal import Journal
+    from engine.journal_schema import text_to_dt
+    from engine.stages import STAGE_LABELS, JournalData, evaluate, load_journal_data
+
+    try:
+        settings = load_settings(paths.config_file)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    cfg = settings.stages
+    tz = settings.engine.trading_day_tz
+    if paths.journal_file.exists():
+        with Journal(paths.journal_file) as j:
+            current = j.get_state("stage") or cfg.initial
+            since_text = j.get_state("stage_since")
+            since = text_to_dt(since_text) if since_text else None
+            data = load_journal_data(j, since, j.get_state("paper_win_rate"))
+            now = _journal_now(j, since)
+    else:
+        from datetime import UTC, datetime
+
+        current, data, now = cfg.initial, JournalData(), datetime.now(UTC)
+    ev = evaluate(current, data, now, cfg, tz)  # type: ignore[arg-type]
+    if as_json:
+        print(json.dumps(ev.to_dict(), allow_nan=False, sort_keys=True))
+        return 0
+    print(f"Stage: {STAGE_LABELS[ev.stage]} ({ev.stage}) since {ev.since or '-'}")
+    for c in ev.criteria:
+        print(f"  [{'PASS' if c.passed else 'FAIL'}] {c.description:<40} {c.explain()}")
+    for c in ev.red_flags:
+        print(f"  [RED FLAG] {c.explain()}")
+    print("ready for promotion" if ev.passed else "not ready for promotion")
+    return 0
+
+
+def approvals(
+    paths: AppPaths,
+    action: str,
+    request_id: str | None = None,
+    qty: str | None = None,
+    reason: str = "",
+    operator: str = "",
+    as_json: bool = False,
+    wait_s: float = 5.0,
+) -> int:
+    """List pending requests, or queue a decision the running engine applies within a second."""
+    import getpass
+    import time
+    from datetime import UTC, datetime
+    from decimal import Decimal, InvalidOperation
+
+    from engine.approvals import DECISION_KEY
+    from engine.journal import Journal
+
+    if not paths.journal_file.exists():
+        print(f"no journal at {paths.journal_file}: run the engine first", file=sys.stderr)
+        return 1
+    with Journal(paths.journal_file) as j:
+        pending = j.approvals("pending")
+        if action == "list":
+            rows = [
+                {"request_id": r.request_id, "created": r.ts.isoformat(), "symbol": r.symbol,
+                 "side": r.side.value if r.side else None, "qty": str(r.qty) if r.qty is not None else None,
+                 "notional": str(r.notional) if r.notional is not None else None,
+                 "deadline": r.details.get("deadline"), "reason": r.details.get("reason", "")}
+                for r in pending
+            ]  # fmt: skip
+            if as_json:
+                print(json.dumps(rows, sort_keys=True))
+            elif not rows:
+                print("no pending approvals")
+            else:
+                for r in rows:
+                    print(f"{r['request_id']:<20} {r['side']:<4} {r['qty']:>14} {r['symbol']:<10} "
+                          f"notional {r['notional']:>14}  until {r['deadline']}  {r['reason']}")  # fmt: skip
+            return 0
+        if request_id not in {r.request_id for r in pending}:
+            print(f"no pending approval {request_id}", file=sys.stderr)
+            return 1
+        if qty is not None:
+            try:
+                if Decimal(qty) <= 0:
+                    raise InvalidOperation
+            except InvalidOperation:
+                print(f"quantity {qty!r} is not a positive number", file=sys.stderr)
+                return 2
+        decision = {
+            "action": action,
+            "operator": operator or getpass.getuser(),
+            "qty": qty,
+            "reason": reason,
+            "ts": datetime.now(UTC).isoformat(),
+        }
+        j.set_state(DECISION_KEY + str(request_id), decision)
+        j.flush()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:  # the engine polls every second: report what it did
+            rec = next((r for r in j.approvals() if r.request_id == request_id), None)
+            if rec is not None and rec.status != "pending":
+                print(f"{request_id}: {rec.status} ({rec.details.get('decision_reason', '')})")
+                return 0 if rec.status == ("approved" if action == "approve" else "rejected") else 1
+            time.sleep(0.1)
+    print(f"{request_id}: decision queued; the engine applies it when it polls the journal")
+    return 0

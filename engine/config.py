@@ -93,6 +93,133 @@ class ApprovalConfig(_Section):
     stages: list[str] = Field(default_factory=lambda: ["live_micro", "live_scaling", "production"])
 
 
+def _non_negative(v: float) -> float:
+    if v < 0:
+        raise ValueError("must not be negative")
+    return v
+
+
+NonNegative = Annotated[float, AfterValidator(_non_negative)]
+NonNegativeInt = Annotated[int, AfterValidator(_non_negative)]
+StageName = Literal["paper", "testnet", "live_micro", "live_scaling", "production"]
+VenueModeName = Literal["simulated", "paper", "testnet", "live"]
+
+
+def _risk_schedule(v: list[float]) -> list[float]:
+    if not v:
+        raise ValueError("must list at least one step")
+    if any(b < a for a, b in itertools.pairwise(v)):
+        raise ValueError("must not decrease from one step to the next")
+    if v[-1] > 0.02:
+        raise ValueError("must not exceed 0.02 (2% of equity per trade)")
+    return v
+
+
+RiskSchedule = Annotated[list[Fraction], AfterValidator(_risk_schedule)]
+
+
+class StageCriteria(_Section):
+    """What a stage must show before promotion; None switches a criterion off."""
+
+    min_days: NonNegative = 0.0
+    min_trades: NonNegativeInt = 0
+    min_win_rate: Fraction | None = None
+    max_drawdown: Fraction | None = None
+    max_unexpected_errors: NonNegativeInt | None = None
+    min_fill_rate: Fraction | None = None
+    max_avg_slippage: Fraction | None = None
+    max_connection_incidents: NonNegativeInt | None = None
+    max_win_rate_gap: Fraction | None = None  # against the win rate measured on paper
+
+
+class StageConfig(_Section):
+    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["simulated", "paper"])
+    capital_cap: Positive | None = None  # quote currency; None: full capital
+    size_schedule: RiskSchedule = Field(default_factory=lambda: [0.005, 0.01])
+    symbol_allowlist: list[str] = Field(default_factory=list)  # empty: every symbol
+    max_symbols: PositiveInt | None = None
+    max_capital_step: Fraction | None = None  # a raise of capital per step, as a fraction
+    criteria: StageCriteria = Field(default_factory=StageCriteria)
+
+
+def _micro_cap(v: float | None) -> float | None:
+    if v is None or not 1000 <= v <= 5000:
+        raise ValueError("must be between 1000 and 5000 (live micro risks little real money)")
+    return v
+
+
+def _scaling_step(v: float | None) -> float | None:
+    if v is None or v > 0.5:
+        raise ValueError("must be at most 0.5 (capital rises by 50% per step at most)")
+    return v
+
+
+class LiveMicroConfig(StageConfig):
+    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["live"])
+    capital_cap: Annotated[Positive | None, AfterValidator(_micro_cap)] = 1000.0
+    max_symbols: PositiveInt | None = 1
+    criteria: StageCriteria = Field(
+        default_factory=lambda: StageCriteria(
+            min_days=14, max_win_rate_gap=0.05, max_avg_slippage=0.005, max_connection_incidents=0
+        )
+    )
+
+
+class LiveScalingConfig(StageConfig):
+    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["live"])
+    capital_cap: Positive | None = 5000.0
+    size_schedule: RiskSchedule = Field(default_factory=lambda: [0.015, 0.02])
+    max_capital_step: Annotated[Fraction | None, AfterValidator(_scaling_step)] = 0.5
+    criteria: StageCriteria = Field(
+        default_factory=lambda: StageCriteria(min_days=14, min_win_rate=0.5, max_drawdown=0.03)
+    )
+
+
+class RedFlagsConfig(_Section):
+    """Conditions that demote (or halt) by themselves, measured since the stage began."""
+
+    min_win_rate: Fraction = 0.40
+    min_trades: PositiveInt = 10  # the win-rate flag waits for this many closed trades
+    max_daily_drawdown: Fraction = 0.05
+    max_consecutive_losses: PositiveInt = 5
+    max_slippage: Fraction = 0.01
+    action: Literal["demote", "halt", "demote_and_halt"] = "demote_and_halt"
+    check_every_s: Positive = 60.0
+
+
+class StagesConfig(_Section):
+    initial: StageName = "paper"
+    paper: StageConfig = Field(
+        default_factory=lambda: StageConfig(
+            size_schedule=[0.005, 0.01, 0.015, 0.02],
+            criteria=StageCriteria(
+                min_days=7, min_trades=20, min_win_rate=0.5, max_drawdown=0.03, max_unexpected_errors=0
+            ),
+        )
+    )
+    testnet: StageConfig = Field(
+        default_factory=lambda: StageConfig(
+            venue_modes=["testnet", "paper"],
+            criteria=StageCriteria(
+                min_days=7, min_fill_rate=0.95, max_avg_slippage=0.005, max_connection_incidents=0
+            ),
+        )
+    )
+    live_micro: LiveMicroConfig = Field(default_factory=LiveMicroConfig)
+    live_scaling: LiveScalingConfig = Field(default_factory=LiveScalingConfig)
+    production: StageConfig = Field(
+        default_factory=lambda: StageConfig(
+            venue_modes=["live"],
+            size_schedule=[0.02],
+            criteria=StageCriteria(min_days=28, min_win_rate=0.5, max_drawdown=0.03),
+        )
+    )
+    red_flags: RedFlagsConfig = Field(default_factory=RedFlagsConfig)
+
+    def stage(self, name: str) -> StageConfig:
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+
 class SimulatorConfig(_Section):
     seed: int = 42
     speed: float | Literal["max"] = 1.0
@@ -158,7 +285,7 @@ class Settings(_Section):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     venues: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alerts: dict[str, Any] = Field(default_factory=dict)
-    stages: dict[str, Any] = Field(default_factory=dict)
+    stages: StagesConfig = Field(default_factory=StagesConfig)
 
     @property
     def starting_cash(self) -> Decimal:

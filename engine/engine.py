@@ -15,6 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from engine.activation import ActivationCommands
+from engine.approvals import ApprovalGate
 from engine.breakers import Breakers
 from engine.clock import Clock
 from engine.commands import OperatorCommands
@@ -48,6 +50,7 @@ from engine.order_flow import OrderFlow
 from engine.portfolio import Portfolio
 from engine.protection import Protection
 from engine.risk import RiskEngine
+from engine.stage_manager import StageManager
 from engine.strategies.base import Strategy
 from engine.venues.base import AuthenticationFailed, Venue
 
@@ -56,7 +59,7 @@ log = logging.getLogger(__name__)
 StrategyFactory = Callable[["Engine", list[str]], Strategy]
 
 
-class Engine(OperatorCommands, OrderFlow):
+class Engine(OperatorCommands, OrderFlow, ActivationCommands):
     def __init__(
         self,
         settings: Settings,
@@ -91,6 +94,8 @@ class Engine(OperatorCommands, OrderFlow):
         self.risk = RiskEngine(settings.risk, self._state_changed)
         self.breakers = Breakers(settings.risk, self.risk, self.alert, self._breaker_close_all)
         self.protection = Protection(self)
+        self.stage_manager = StageManager(self)
+        self.approval_gate = ApprovalGate(self)
         self.new_positions_today = 0
         self._day_end: datetime | None = None
         self._next_sample: datetime | None = None
@@ -128,6 +133,7 @@ class Engine(OperatorCommands, OrderFlow):
             asyncio.create_task(self._pump_market(), name="market"),
             asyncio.create_task(self._pump_orders(), name="orders"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            *self.start_activation(),  # stages and approvals
         ]
         self.audit("engine_start", f"venue {self.venue.name} ({self.venue.mode})", {"symbols": self.symbols})
 

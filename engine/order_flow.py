@@ -55,6 +55,10 @@ class OrderFlow:
             return None
         if role == "entry" and intent.reduce_only:
             role = "exit"
+        # a human approves first when the policy says so: nothing is submitted yet
+        if not bypass_state and self.approval_gate.needs_approval(intent, decision.qty, decision.price, role):
+            self.approval_gate.request(intent, decision.qty, role, decision)
+            return None
         order = self.new_order(intent, decision.qty, role)
         if role == "entry" and (intent.stop_loss or intent.take_profit or intent.max_hold_s):
             self.protection.plan(order.client_id, intent)
