@@ -16,7 +16,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine import metrics
 from engine.config import StagesConfig
 from engine.journal_schema import IncidentRecord
 from engine.model import ClosedTrade, Fill, Order
@@ -172,6 +171,8 @@ def measure(data: JournalData, now: datetime, tz: str = "UTC") -> dict[str, floa
     fills = [f for f in data.fills if since is None or f.ts >= since]
     orders = [o for o in data.orders if since is None or o.created_at is None or o.created_at >= since]
     start = since or (min(ts for ts, _ in curve) if curve else now)
+    from engine import metrics  # pandas: loaded only when evidence is measured, not at start-up
+
     ts = metrics.trade_stats(trades)
     dd = metrics.drawdown_stats(curve, tz)
     ex = metrics.execution_stats(orders, fills, data.reference_prices)

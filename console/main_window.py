@@ -1,0 +1,427 @@
+"""The main window: top bar and big buttons fixed, everything else in movable docks.
+
+The docks live in an inner QMainWindow used as a plain widget, so no layout the
+operator makes (or restores) can cover the trading state or EMERGENCY STOP.
+Operator commands are called inside the click handlers themselves: the engine
+is HALTED before the handler returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QHBoxLayout,
+    QMainWindow,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.close_policy import ask_close_policy
+from engine.model import AlertLevel, Fill, MarketTick, Order, Position, RuleValue
+from engine.stages import STAGE_LABELS
+from widgets.alert_feed import AlertFeed
+from widgets.big_buttons import BigButtons
+from widgets.dialogs import CloseAllDialog, ResumeDialog
+from widgets.equity_chart import EquityChart
+from widgets.gauges import GaugePanel
+from widgets.price_chart import PriceChart
+from widgets.theme import apply_theme
+from widgets.top_bar import TopBar
+from widgets.trading_tables import FillsTable, OrdersTable, PositionsTable, fill_row, order_row, position_row
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+    from engine.events import AlertEvent, ConnectionEvent, EquityEvent, ProgressEvent, StageEvent, StateChanged
+
+log = logging.getLogger(__name__)
+
+EMERGENCY_SHORTCUTS = ("Ctrl+Shift+X", "F12")
+LAYOUT_VERSION = 1
+
+
+class MainWindow(QMainWindow):
+    shutdownRequested = Signal(str)  # the policy chosen for the venue when the window closes
+
+    def __init__(self, engine: Engine, store: QSettings | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.settings = engine.settings
+        self.operator = engine.settings.engine.operator
+        self.store = store if store is not None else QSettings()
+        self.setWindowTitle(f"Trading Console — {engine.venue.name} ({_mode(engine)})")
+        self.resize(1600, 1000)
+        self._close_allowed = False
+        self._closing = False
+        self.close_all_dialog: CloseAllDialog | None = None
+        self.resume_dialog: ResumeDialog | None = None
+        self.message_box: QMessageBox | None = None
+
+        self.top_bar = TopBar()
+        self.top_bar.set_venue(engine.venue.name, _mode(engine))
+        self.on_stage_changed(None)
+        self.big_buttons = BigButtons()
+        self.big_buttons.emergencyStop.connect(self.emergency_stop)
+        self.big_buttons.closeAllRequested.connect(self.request_close_all)
+        self.big_buttons.resumeRequested.connect(self.request_resume)
+
+        self.positions = PositionsTable(now=engine.clock.now)
+        self.positions.closeRequested.connect(self.request_close_position)
+        self.positions.selectedSymbol.connect(self.select_symbol)
+        self.orders = OrdersTable()
+        self.orders.cancelRequested.connect(self.cancel_order)
+        self.fills = FillsTable()
+        self.equity_chart = EquityChart()
+        self.price_chart = PriceChart()
+        self.gauges = GaugePanel(columns=2)
+        self.alerts = AlertFeed()
+
+        self.dock_host = QMainWindow()
+        self.dock_host.setWindowFlags(Qt.WindowType.Widget)
+        self.dock_host.setDockOptions(
+            QMainWindow.DockOption.AllowTabbedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+            | QMainWindow.DockOption.AnimatedDocks
+        )
+        placeholder = QWidget()  # QMainWindow needs a central widget; the docks own the space
+        placeholder.setMaximumSize(0, 0)
+        self.dock_host.setCentralWidget(placeholder)
+        self.docks: dict[str, QDockWidget] = {}
+        for key, title, widget in (
+            ("positions", "Positions", self.positions),
+            ("gauges", "Risk", self.gauges),
+            ("equity", "Equity and daily P&&L", self.equity_chart),
+            ("price", "Price", self.price_chart),
+            ("alerts", "Alerts", self.alerts),
+            ("orders", "Open orders", self.orders),
+            ("fills", "Fills", self.fills),
+        ):
+            dock = QDockWidget(title, self.dock_host)
+            dock.setObjectName(f"dock_{key}")
+            # an explicit minimum overrides the layouts' wide hints, so the window fits a laptop screen
+            widget.setMinimumSize(220, 120)
+            dock.setWidget(widget)
+            dock.setFeatures(
+                QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            )
+            self.docks[key] = dock
+        self._default_layout()
+        self._default_state = self.dock_host.saveState(LAYOUT_VERSION)
+
+        side = QWidget()
+        side.setObjectName("bigButtonColumn")
+        side.setFixedWidth(330)
+        sl = QVBoxLayout(side)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.big_buttons)
+        central = QWidget()
+        v = QVBoxLayout(central)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(0)
+        v.addWidget(self.top_bar)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.dock_host, 1)
+        row.addWidget(side)
+        v.addLayout(row, 1)
+        self.setCentralWidget(central)
+
+        self._build_menus()
+        self.shortcuts = []
+        for seq in EMERGENCY_SHORTCUTS:
+            sc = QShortcut(QKeySequence(seq), self)
+            sc.setContext(Qt.ShortcutContext.ApplicationShortcut)  # works even from a floating dock
+            sc.activated.connect(self.emergency_stop)
+            self.shortcuts.append(sc)
+        self.big_buttons.emergency_button.setToolTip(
+            self.big_buttons.emergency_button.toolTip() + f"\nShortcut: {' or '.join(EMERGENCY_SHORTCUTS)}"
+        )
+        self._resume_refresh = QTimer(self)  # a breaker may clear while the dialog is open
+        self._resume_refresh.setInterval(1000)
+        self._resume_refresh.timeout.connect(self._refresh_resume_refusal)
+        self.show_state(engine.risk.state.value, getattr(engine.risk, "state_reason", ""))
+        self._shown_once = False
+        self._restored = self.restore_layout()
+
+    # ---- layout --------------------------------------------------------------------------------
+    def _default_layout(self) -> None:
+        # left: what I hold, how it goes, what happened; right, full height: how close to the limits
+        d, host, area = self.docks, self.dock_host, Qt.DockWidgetArea
+        for dock in d.values():
+            dock.setFloating(False)
+        host.addDockWidget(area.LeftDockWidgetArea, d["positions"])
+        host.splitDockWidget(d["positions"], d["equity"], Qt.Orientation.Vertical)
+        host.splitDockWidget(d["equity"], d["alerts"], Qt.Orientation.Vertical)
+        host.splitDockWidget(d["equity"], d["price"], Qt.Orientation.Horizontal)  # charts side by side
+        host.tabifyDockWidget(d["alerts"], d["orders"])
+        host.tabifyDockWidget(d["orders"], d["fills"])
+        host.addDockWidget(area.RightDockWidgetArea, d["gauges"])
+        for dock in d.values():
+            dock.setVisible(True)
+        d["alerts"].raise_()
+        self._size_docks()
+
+    def _size_docks(self) -> None:
+        # sizes only stick once the host has its real size, so this runs again after the first show
+        d, host = self.docks, self.dock_host
+        w = max(host.width(), 900)
+        left = w - 290
+        host.resizeDocks([d["positions"], d["gauges"]], [left, 290], Qt.Orientation.Horizontal)
+        host.resizeDocks([d["equity"], d["price"]], [left // 2, left // 2], Qt.Orientation.Horizontal)
+        host.resizeDocks(
+            [d["positions"], d["equity"], d["alerts"]], [220, 360, 260], Qt.Orientation.Vertical
+        )
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            if not self._restored:
+                QTimer.singleShot(0, self._size_docks)
+
+    def reset_layout(self) -> None:
+        self.dock_host.restoreState(self._default_state, LAYOUT_VERSION)
+        self._default_layout()
+        self.gauges.setVisible(True)
+
+    def save_layout(self) -> None:
+        s = self.store
+        s.setValue("layout/docks", self.dock_host.saveState(LAYOUT_VERSION))
+        s.setValue("layout/geometry", self.saveGeometry())
+        for key, table in (("positions", self.positions), ("orders", self.orders), ("fills", self.fills)):
+            s.setValue(f"layout/header_{key}", QByteArray(table.header_state()))
+        s.setValue("view/theme", self.theme_name)
+        s.sync()
+
+    def restore_layout(self) -> bool:
+        s = self.store
+        geometry = s.value("layout/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        for key, table in (("positions", self.positions), ("orders", self.orders), ("fills", self.fills)):
+            header = s.value(f"layout/header_{key}")
+            if isinstance(header, QByteArray):
+                table.restore_header_state(bytes(header.data()))
+        state = s.value("layout/docks")
+        return isinstance(state, QByteArray) and self.dock_host.restoreState(state, LAYOUT_VERSION)
+
+    # ---- menus ---------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        view = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        self.reset_layout_action = QAction("Reset layout", self)
+        self.reset_layout_action.triggered.connect(self.reset_layout)
+        view.addAction(self.reset_layout_action)
+        view.addSeparator()
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        current = str(QApplication.instance().property("theme") or "dark")  # type: ignore[union-attr]
+        for name, label in (("dark", "Dark theme"), ("light", "Light theme")):
+            act = QAction(label, self, checkable=True)
+            act.setChecked(name == current)
+            act.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            group.addAction(act)
+            view.addAction(act)
+            self.theme_actions[name] = act
+        trading = self.menuBar().addMenu("&Trading")
+        stop = QAction("EMERGENCY STOP", self)
+        stop.setShortcutVisibleInContextMenu(True)
+        stop.triggered.connect(self.emergency_stop)
+        trading.addAction(stop)
+        trading.addAction("Close all…").triggered.connect(self.request_close_all)
+        trading.addAction("Resume…").triggered.connect(self.request_resume)
+
+    @property
+    def theme_name(self) -> str:
+        return str(QApplication.instance().property("theme") or "dark")  # type: ignore[union-attr]
+
+    def set_theme(self, name: str) -> None:
+        apply_theme(QApplication.instance(), name)  # type: ignore[arg-type]
+        self.theme_actions[name].setChecked(True)
+        self.store.setValue("view/theme", name)
+
+    # ---- operator commands ---------------------------------------------------------------------
+    def emergency_stop(self) -> None:
+        """One click, no dialog: the engine is HALTED when this returns."""
+        try:
+            self.engine.emergency_stop("EMERGENCY STOP pressed in the console", self.operator)
+        except Exception as exc:  # the halt itself is set before any failure can happen
+            log.exception("emergency stop failed")
+            self.alerts.add_alert(f"estop-fail-{id(exc)}", AlertLevel.EMERGENCY, f"Emergency stop error: {exc}")
+        self.show_state(self.engine.risk.state.value, self.engine.risk.state_reason)
+
+    def request_close_all(self) -> None:
+        preview = self.engine.preview_close_all()
+        dlg = CloseAllDialog(
+            preview["positions"], preview["estimated_pnl"], preview["open_orders"], self
+        )
+        dlg.accepted.connect(self._close_all_confirmed)
+        self.close_all_dialog = dlg
+        dlg.open()
+
+    def _close_all_confirmed(self) -> None:
+        self.engine.close_all("CLOSE ALL confirmed in the console", self.operator)
+        self.big_buttons.set_close_all_enabled(False)
+
+    def request_resume(self) -> None:
+        dlg = ResumeDialog(self.engine.resume_refusal(), self)
+        dlg.accepted.connect(lambda: self._resume_confirmed(dlg.reason()))
+        dlg.finished.connect(lambda _r: self._resume_refresh.stop())
+        self.resume_dialog = dlg
+        self._resume_refresh.start()
+        dlg.open()
+
+    def _refresh_resume_refusal(self) -> None:
+        if self.resume_dialog is not None and self.resume_dialog.isVisible():
+            self.resume_dialog.set_refusal(self.engine.resume_refusal())
+
+    def _resume_confirmed(self, reason: str) -> None:
+        ok, message = self.engine.resume(self.operator, reason)
+        if not ok:
+            self._inform("Resume refused", f"✖ Trading stays HALTED.\n{message}", QMessageBox.Icon.Critical)
+
+    def request_close_position(self, symbol: str) -> None:
+        row = self.positions.row(symbol) or {}
+        box = QMessageBox(QMessageBox.Icon.Question, "Close position",
+                          f"Close {symbol} ({row.get('qty', '?')}) at market?", parent=self)
+        yes = box.addButton("Close position", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+
+        def done(_r: int) -> None:
+            if box.clickedButton() is yes and self.engine.close_position(symbol, self.operator) is None:
+                self._inform("Close refused", f"{symbol} could not be closed now (see alerts and denials).")
+
+        box.finished.connect(done)
+        self.message_box = box
+        box.open()
+
+    def cancel_order(self, client_id: str) -> None:
+        order = self.engine.orders.get(client_id)
+        if order is not None:
+            self.engine.start_cancel(order)
+
+    def _inform(self, title: str, text: str, icon: QMessageBox.Icon = QMessageBox.Icon.Warning) -> None:
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        self.message_box = box
+        box.open()
+
+    def select_symbol(self, symbol: str) -> None:
+        self.price_chart.set_symbol(symbol)
+        self.docks["price"].setWindowTitle(f"Price — {symbol}")
+
+    # ---- immediate deliveries from the bridge --------------------------------------------------
+    def show_state(self, state: str, reason: str = "") -> None:
+        self.top_bar.set_state(state, reason)
+        self.big_buttons.set_state(state)
+
+    def on_stage_changed(self, ev: StageEvent | None) -> None:
+        stage = ev.stage if ev is not None else self.engine.stage_manager.stage
+        self.top_bar.set_stage(STAGE_LABELS.get(stage, stage))
+
+    def on_state_changed(self, ev: StateChanged) -> None:
+        self.show_state(ev.new.value, ev.reason)
+
+    def on_alert(self, ev: AlertEvent) -> None:
+        self.alerts.add_alert(ev.alert_id, ev.level, ev.message, ev.ts, code=ev.code)
+
+    def on_progress(self, ev: ProgressEvent) -> None:
+        self.big_buttons.set_progress(ev.operation, ev.message, ev.done, ev.total, ev.finished, ev.ok)
+        if ev.operation == "close_all" and ev.finished:
+            self.big_buttons.set_close_all_enabled(True)
+
+    # ---- coalesced deliveries from the bridge (~20 Hz) -----------------------------------------
+    def show_prices(self, prices: dict[str, MarketTick]) -> None:
+        chart = self.price_chart
+        for sym, tick in prices.items():
+            chart.append_price(sym, tick.ts, float(tick.last))
+        if chart.symbol() is None and prices:
+            self.select_symbol(next(iter(prices)))
+        pf = self.engine.portfolio  # the equity figure follows the market, not the 5 s samples
+        self.top_bar.set_equity(pf.equity)
+        self.top_bar.set_day_pnl(pf.day_pnl, pf.day_pnl_pct)
+
+    def show_positions(self, changed: dict[str, Position | None]) -> None:
+        for sym, p in changed.items():
+            if p is None:
+                self.positions.remove(sym)
+                self.price_chart.set_levels(sym, None, None, None)
+            else:
+                p = self.engine.portfolio.position(sym) or p  # the book also knows the stop and target
+                self.positions.upsert(position_row(p))
+                self.price_chart.set_levels(sym, p.stop_loss, p.take_profit, p.avg_price)  # type: ignore[arg-type]
+        self.positions._fit_once()
+
+    def show_orders(self, orders: Sequence[Order]) -> None:
+        for o in orders:
+            if o.status.is_terminal:
+                self.orders.remove(o.client_id)
+            else:
+                self.orders.upsert(order_row(o))
+        self.orders._fit_once()
+
+    def show_fills(self, fills: Sequence[tuple[Fill, Order]]) -> None:
+        for f, _o in fills:
+            self.fills.upsert(fill_row(f))
+            self.price_chart.add_fill(f.symbol, f.ts, f.side.value, float(f.price), float(f.qty))
+        self.fills._fit_once()
+
+    def show_equity(self, points: Sequence[EquityEvent]) -> None:
+        for ev in points:
+            self.equity_chart.append(ev.ts, float(ev.equity))
+
+    def show_daily_pnl(self, days: Sequence[tuple[date, float]]) -> None:
+        self.equity_chart.set_daily_pnl(days)
+
+    def show_risk(self, rules: Sequence[RuleValue]) -> None:
+        self.gauges.set_rules(rules)
+
+    def show_connection(self, ev: ConnectionEvent) -> None:
+        self.top_bar.set_connection(ev.connected, ev.latency_ms, ev.data_age_s)
+
+    # ---- closing -------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._close_allowed:
+            self.save_layout()
+            event.accept()
+            return
+        event.ignore()
+        if self._closing:
+            return
+        default = self.settings.engine.shutdown
+        positions, orders = self.engine.portfolio.open_count(), len(self.engine.orders)
+        if positions or orders:
+            self.message_box = ask_close_policy(self, positions, orders, default, self._close_chosen)
+        else:
+            self._close_chosen(default)
+
+    def _close_chosen(self, policy: str | None) -> None:
+        if policy is None:
+            return  # the operator stays
+        self._closing = True
+        self.save_layout()
+        self.shutdownRequested.emit(policy)
+
+    def finish_close(self) -> None:
+        """Called once the engine has shut down: the window may go."""
+        self._close_allowed = True
+        self.close()
+
+
+def _mode(engine: Engine) -> str:
+    mode: Any = engine.venue.mode
+    return str(getattr(mode, "value", mode))
+
+
+__all__ = ["MainWindow"]
