@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=_speed, help="simulation speed: a factor of real time, or 'max'")
     p.add_argument("--seed", type=int, help="seed of the simulated market")
     p.add_argument("--smoke-test", action="store_true", help="build the window, run 2 s, exit 0")
+    p.add_argument("--screenshot", metavar="PNG", help="save a picture of the window, then exit")
+    p.add_argument("--screenshot-after", type=float, default=20.0, metavar="SECONDS")
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command")
     rep = sub.add_parser("report", help="print the performance metrics from the journal")
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError:
                 print("the window is not available in this build yet; running headless", file=sys.stderr)
             else:
-                return run_gui(settings, paths, opts, smoke_test=args.smoke_test)
+                return run_gui(settings, paths, opts, smoke_test=args.smoke_test, screenshot=args.screenshot,
+                               screenshot_after_s=args.screenshot_after if args.screenshot else None)
         else:
             print(
                 "no display available: running headless (set DISPLAY or WAYLAND_DISPLAY for the window)",
