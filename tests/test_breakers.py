@@ -53,6 +53,9 @@ def test_drawdown_trips_and_optionally_closes_all() -> None:
     assert r.risk.state is TradingState.ACTIVE and r.closed == []
     r.b.on_equity(D(0), D("100000"), D("0.15"))
     assert r.risk.state is TradingState.HALTED and len(r.closed) == 1
+    assert any("Drawdown" in h for h in r.b.holding())  # resume refused while it holds
+    r.b.on_equity(D(0), D("100000"), D("0.10"))
+    assert r.b.holding() == []
 
 
 def test_consecutive_losses() -> None:
@@ -135,6 +138,9 @@ def test_volatility_reduces_above_limit() -> None:
     assert r.codes() == ["breaker_warning:volatility"]
     _feed_vol(r, 0.08)
     assert r.risk.state is TradingState.REDUCING
+    assert any("Volatility" in h for h in r.b.holding())
+    _feed_vol(r, 0.01, n=2000)
+    assert r.b.holding() == [] and r.risk.state is TradingState.ACTIVE
 
 
 def test_rule_values_feed_the_gauges() -> None:
