@@ -1,0 +1,169 @@
+"""Alpaca's trade_updates websocket spoken on our own loop, with a REST polling fallback; quotes by polling.
+
+alpaca-py's TradingStream.run() starts its own event loop (impossible under
+qasync) and its `_run_forever` retries forever without telling a rejected key
+from a dropped line, so the small protocol (authenticate -> authorized, listen ->
+trade_updates events) is spoken here with `websockets`. While the socket is down
+the open orders are polled over REST; after a reconnect one poll catches up on
+what was missed. Fills are reported once per step of an order's cumulative
+filled quantity, whichever path sees them first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from engine.model import MarketTick, Order, OrderUpdate
+from engine.venues import alpaca_wire as wire
+from engine.venues.base import AuthenticationFailed, VenueError
+
+if TYPE_CHECKING:
+    from engine.venues.alpaca_venue import AlpacaVenue
+
+log = logging.getLogger(__name__)
+
+
+async def _open(venue: AlpacaVenue) -> Any:
+    import websockets
+
+    ws = await websockets.connect(venue.trade_stream_url(), open_timeout=venue.timeout_s, ping_interval=10)
+    key, secret = venue.credentials
+    await ws.send(json.dumps({"action": "authenticate", "data": {"key_id": key, "secret_key": secret}}))
+    reply = json.loads(await asyncio.wait_for(ws.recv(), venue.timeout_s))
+    if (reply.get("data") or {}).get("status") != "authorized":
+        await ws.close()
+        raise AuthenticationFailed(f"{venue.name}: trade stream refused the key")
+    await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+    return ws
+
+
+def _event_updates(venue: AlpacaVenue, data: dict[str, Any]) -> list[OrderUpdate]:
+    raw_order = data.get("order")
+    if not isinstance(raw_order, dict) or not raw_order.get("id"):
+        return []
+    order = venue.remember(raw_order)
+    inst = venue.instrument_of(order.symbol)
+    fill = wire.update_fill(data, order, inst.quote if inst else "USD", venue.clock.now())
+    if fill is not None:
+        from engine.venues.alpaca_venue import _with_id, fill_id
+
+        if not venue.claim_fill(order.client_id, order.filled_qty):
+            return []  # polling reported it already
+        fill = _with_id(fill, fill_id(order.venue_order_id, order.filled_qty))
+    return [OrderUpdate(order, fill)]
+
+
+async def _poll(venue: AlpacaVenue, seen: dict[str, tuple[str, Decimal]]) -> list[OrderUpdate]:
+    """One REST pass over the orders we track that may still change."""
+    out: list[OrderUpdate] = []
+    for cid, known in list(venue.tracked_orders().items()):
+        if known.status.is_terminal and seen.get(cid) == (known.status.value, known.filled_qty):
+            continue
+        order = await venue.lookup(known)
+        if order is None:
+            continue
+        out.extend(await _missed_fills(venue, order))
+        state = (order.status.value, order.filled_qty)
+        if seen.get(cid) != state and not (out and out[-1].order.client_id == cid):
+            out.append(OrderUpdate(order))
+        seen[cid] = state
+    return out
+
+
+async def _missed_fills(venue: AlpacaVenue, order: Order) -> list[OrderUpdate]:
+    emitted = venue.emitted_qty(order.client_id)
+    if order.filled_qty <= emitted:
+        return []
+    since = order.created_at
+    fills = [f for f in await venue.fills_since(since, [order.symbol]) if f.venue_order_id == order.venue_order_id]
+    out = []
+    cum = Decimal(0)
+    for fill in fills:
+        cum += fill.qty
+        if venue.claim_fill(order.client_id, cum):
+            out.append(OrderUpdate(order, fill))
+    return out
+
+
+async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
+    loop = asyncio.get_running_loop()
+    seen: dict[str, tuple[str, Decimal]] = {}
+    while not venue.closed:
+        ws = None
+        try:
+            ws = await _open(venue)
+            venue.stream_mode["orders"] = "websocket"
+            for update in await _poll(venue, seen):  # catch up on anything missed while away
+                yield update
+            async for message in ws:
+                try:
+                    msg = json.loads(message)
+                except ValueError:
+                    log.warning("%s: unreadable trade update skipped", venue.name)
+                    continue
+                if isinstance(msg, dict) and msg.get("stream") == "trade_updates":
+                    for update in _event_updates(venue, msg.get("data") or {}):
+                        seen[update.order.client_id] = (update.order.status.value, update.order.filled_qty)
+                        yield update
+        except AuthenticationFailed:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # dropped, refused, timed out, unreadable: all mean poll for now
+            log.warning("%s: trade stream down (%s); polling", venue.name, venue.scrub(type(exc).__name__))
+        finally:
+            if ws is not None:
+                await ws.close()
+        if venue.closed:
+            return
+        venue.stream_mode["orders"] = "polling"
+        deadline = loop.time() + venue.ws_retry_s
+        while loop.time() < deadline and not venue.closed:
+            try:
+                for update in await _poll(venue, seen):
+                    yield update
+            except VenueError as exc:
+                log.warning("%s: polling failed: %s", venue.name, venue.scrub(str(exc)))
+            await asyncio.sleep(venue.poll_interval_s)
+
+
+async def market_stream(venue: AlpacaVenue, symbols: list[str]) -> AsyncIterator[list[MarketTick]]:
+    """Latest quotes polled over REST: one batch per change, at most one tick per symbol."""
+    from alpaca.data.requests import CryptoLatestQuoteRequest, StockLatestQuoteRequest
+
+    stock_client, crypto_client = venue.data_clients
+    stocks = [s for s in symbols if "/" not in s]
+    cryptos = [s for s in symbols if "/" in s]
+    last: dict[str, tuple[Any, ...]] = {}
+    while not venue.closed:
+        quotes: dict[str, Any] = {}
+        try:
+            if stocks:
+                quotes.update(await venue.call(stock_client.get_stock_latest_quote,
+                                               StockLatestQuoteRequest(symbol_or_symbols=stocks)))  # fmt: skip
+            if cryptos:
+                quotes.update(await venue.call(crypto_client.get_crypto_latest_quote,
+                                               CryptoLatestQuoteRequest(symbol_or_symbols=cryptos)))  # fmt: skip
+        except VenueError as exc:
+            if isinstance(exc, AuthenticationFailed):
+                raise
+            log.warning("%s: quotes failed: %s", venue.name, venue.scrub(str(exc)))
+        batch = []
+        for symbol, q in quotes.items():
+            if not isinstance(q, dict):
+                continue
+            key = (q.get("t"), q.get("bp"), q.get("ap"))
+            bid, ask = wire.dec(q.get("bp")), wire.dec(q.get("ap"))
+            if last.get(symbol) == key or bid <= 0 or ask <= 0:
+                continue
+            last[symbol] = key
+            now = venue.clock.now()
+            batch.append(MarketTick(symbol, wire.ts(q.get("t"), now), bid, ask, (bid + ask) / 2))
+        if batch:
+            yield batch
+        await asyncio.sleep(venue.poll_interval_s)

@@ -1,0 +1,402 @@
+"""US equities and crypto through alpaca-py: REST in a dedicated thread pool, trade updates on our loop.
+
+alpaca-py is synchronous and sets no request timeout, and retries 429/504 itself
+with a blocking sleep. So: every call runs in this venue's own ThreadPoolExecutor,
+the requests Session gets a default timeout through a mounted adapter, the future
+is also bounded with asyncio.wait_for, and the library's own retries are switched
+off so rate limits surface to the engine. Submits are idempotent on
+client_order_id: when the outcome is unknown the order is looked up by that id
+before anything is sent again. alpaca-py is imported in `connect()` only.
+Unified symbols are Alpaca's own: "AAPL" (USD) and "BTC/USD".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from engine.clock import Clock
+from engine.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
+from engine.venues import alpaca_wire as wire
+from engine.venues.alpaca_wire import AlpacaEnvironment, timeout_session
+from engine.venues.base import OrderNotFound, OrderRejected, TransientVenueError, Venue, VenueError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class AlpacaVenue(Venue):
+    def __init__(
+        self,
+        clock: Clock,
+        api_key: str,
+        secret_key: str,
+        *,
+        paper: bool = True,
+        url_override: str | None = None,
+        stream_url: str | None = None,
+        data_url: str | None = None,
+        symbols: list[str] | None = None,
+        timeout_s: float = 10.0,
+        poll_interval_s: float = 1.0,
+        submit_attempts: int = 3,
+        backoff_s: float = 0.25,
+        ws_retry_s: float = 5.0,
+        workers: int = 4,
+        name: str = "alpaca",
+    ) -> None:
+        self.clock = clock
+        self.name = name
+        self.paper = paper
+        self.mode = VenueMode.PAPER if paper else VenueMode.LIVE
+        self.url_override = url_override
+        self.stream_url = stream_url
+        self.data_url = data_url
+        self.symbols = list(symbols or [])
+        self.timeout_s, self.poll_interval_s, self.ws_retry_s = timeout_s, poll_interval_s, ws_retry_s
+        self.submit_attempts, self.backoff_s = max(1, submit_attempts), backoff_s
+        self.stream_mode = {"market": "polling", "orders": "websocket"}  # for the health view
+        self._credentials = (api_key, secret_key)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-rest")
+        self._trading: Any = None
+        self._stock_data: Any = None
+        self._crypto_data: Any = None
+        self._instruments: dict[str, Instrument] = {}
+        self._orders: dict[str, Order] = {}  # client id -> latest state
+        self._client_of: dict[str, str] = {}  # venue order id -> client id
+        self._emitted_qty: dict[str, Decimal] = {}  # client id -> cumulative qty reported as fills
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return self.url_override or ("https://paper-api.alpaca.markets" if self.paper else "https://api.alpaca.markets")
+
+    def trade_stream_url(self) -> str:
+        if self.stream_url:
+            return self.stream_url
+        parsed = urlparse(self.endpoint)
+        scheme = "wss" if parsed.scheme == "https" else "ws"
+        return f"{scheme}://{parsed.netloc}/stream"
+
+    def _make_clients(self) -> None:
+        from alpaca.data.historical import CryptoHistoricalDataClient, StockHistoricalDataClient
+        from alpaca.trading.client import TradingClient
+
+        key, secret = self._credentials
+        trading = TradingClient(key, secret, paper=self.paper, raw_data=True, url_override=self.url_override)
+        stock = StockHistoricalDataClient(key, secret, raw_data=True, url_override=self.data_url)
+        crypto = CryptoHistoricalDataClient(key, secret, raw_data=True, url_override=self.data_url)
+        for client in (trading, stock, crypto):
+            timeout_session(client._session, self.timeout_s)
+            client._retry, client._retry_codes = 0, []  # its retries sleep in our pool and hide 429s
+        self._trading, self._stock_data, self._crypto_data = trading, stock, crypto
+
+    async def connect(self) -> None:
+        if self._trading is None:
+            self._make_clients()
+        self._closed = False
+        await self._call(self._trading.get_account)  # wrong keys fail here, before any order
+        for symbol in self.symbols:
+            asset = await self._retrying(self._trading.get_asset, symbol)
+            if not isinstance(asset, dict) or not asset.get("tradable", True):
+                raise VenueError(f"{self.name}: {symbol} is not tradable")
+            self._instruments[symbol] = wire.instrument(symbol, self.name, asset)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def environment_check(self) -> AlpacaEnvironment:
+        """Paper or live, by endpoint, key prefix and the account itself (fails on a wrong key)."""
+        host = urlparse(self.endpoint).hostname or ""
+        kind = "paper" if host == wire.PAPER_HOST else "live" if host == wire.LIVE_HOST else "custom"
+        key = self._credentials[0]
+        key_kind = "paper" if key.startswith("PK") else "live" if key.startswith("AK") else "unknown"
+        if self._trading is None:
+            self._make_clients()
+        account = await self._call(self._trading.get_account)
+        account = account if isinstance(account, dict) else {}
+        return AlpacaEnvironment(self.endpoint, kind, key_kind, account.get("account_number"), account.get("status"))
+
+    # -- calls and errors ------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def scrub(self, text: str) -> str:
+        return wire.scrub(text, self._credentials)
+
+    def map_error(self, exc: BaseException) -> VenueError:
+        return wire.map_error(exc, self._credentials)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        if self._trading is None:
+            raise VenueError(f"{self.name} is not connected")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kw))
+        try:
+            # The session timeout bounds each socket wait; this bounds the whole call.
+            return await asyncio.wait_for(future, self.timeout_s * 2)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise self.map_error(exc) from None  # the chained exception may carry request details
+
+    async def _retrying(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Idempotent calls: transient failures retried with backoff; a rate limit is not hammered."""
+        for attempt in range(self.submit_attempts):
+            try:
+                return await self._call(fn, *args, **kw)
+            except TransientVenueError as exc:
+                if exc.retry_after_s is not None or attempt == self.submit_attempts - 1:
+                    raise
+                await asyncio.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def rest(self, method: str, path: str, data: dict[str, Any] | None = None) -> Any:
+        """A raw REST call through the trading client, for endpoints alpaca-py does not wrap."""
+        return await self._retrying(getattr(self._trading, method), path, data)
+
+    # -- account ---------------------------------------------------------------------------------
+
+    async def instruments(self) -> dict[str, Instrument]:
+        return dict(self._instruments)
+
+    async def balances(self) -> dict[str, Balance]:
+        account = await self._retrying(self._trading.get_account)
+        cash = wire.dec(account.get("cash"))
+        buying_power = wire.dec(account.get("buying_power"))
+        free = min(cash, buying_power) if buying_power > 0 else cash
+        return {"USD": Balance("USD", free, cash - free)}
+
+    async def positions(self) -> dict[str, Decimal]:
+        raws = await self._retrying(self._trading.get_all_positions)
+        out = {}
+        for raw in raws or []:
+            qty = wire.dec(raw.get("qty"))
+            if raw.get("side") == "short" and qty > 0:
+                qty = -qty
+            if qty != 0:
+                out[self._unified(str(raw.get("symbol", "")))] = qty
+        return out
+
+    def _unified(self, symbol: str) -> str:
+        """Positions name crypto without the slash ("BTCUSD"); orders with it."""
+        if symbol in self._instruments or "/" in symbol:
+            return symbol
+        for known in self._instruments:
+            if known.replace("/", "") == symbol:
+                return known
+        return symbol
+
+    async def open_orders(self, symbol: str | None = None) -> list[Order]:
+        from alpaca.trading.requests import GetOrdersRequest
+
+        request = GetOrdersRequest(status="open", limit=500, symbols=[symbol] if symbol else None)
+        raws = await self._retrying(self._trading.get_orders, request)
+        return [self.remember(raw) for raw in raws or []]
+
+    def remember(self, raw: dict[str, Any]) -> Order:
+        cid = raw.get("client_order_id") or self._client_of.get(str(raw.get("id")))
+        known = self._orders.get(cid) if cid else None
+        order = wire.order(raw, self.clock.now(), known)
+        self._orders[order.client_id] = order
+        if order.venue_order_id:
+            self._client_of[order.venue_order_id] = order.client_id
+        return order
+
+    async def lookup(self, order: Order) -> Order | None:
+        """The venue's view of one of our orders by client id, or None when it never arrived."""
+        try:
+            raw = await self._retrying(self._trading.get_order_by_client_id, order.client_id)
+        except OrderNotFound:
+            return None
+        return self.remember(raw) if isinstance(raw, dict) and raw.get("id") else None
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    def _request(self, order: Order) -> Any:
+        from alpaca.trading import requests as rq
+
+        tif = "gtc" if "/" in order.symbol else "day"
+        common = {"symbol": order.symbol, "qty": float(order.qty), "side": order.side.value,
+                  "time_in_force": tif, "client_order_id": order.client_id}  # fmt: skip
+        if order.order_type is OrderType.LIMIT:
+            return rq.LimitOrderRequest(limit_price=float(order.price), **common)  # type: ignore[arg-type]
+        if order.order_type is OrderType.STOP_MARKET:
+            return rq.StopOrderRequest(stop_price=float(order.stop_price), **common)  # type: ignore[arg-type]
+        return rq.MarketOrderRequest(**common)
+
+    async def submit(self, order: Order) -> Order:
+        if self._instruments and order.symbol not in self._instruments:
+            raise OrderRejected(f"{order.symbol} is not traded on {self.name}")
+        self._orders.setdefault(order.client_id, order)
+        request = self._request(order)
+        last_error: VenueError | None = None
+        for attempt in range(self.submit_attempts):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                raw = await self._call(self._trading.submit_order, request)
+                if isinstance(raw, dict) and raw.get("id"):
+                    return self.remember(raw)
+                last_error = TransientVenueError(f"{self.name}: unreadable acknowledgement")
+            except OrderRejected as exc:
+                if "duplicate client_order_id" not in str(exc):
+                    raise
+                last_error = exc  # an earlier attempt did arrive: find it below
+            except TransientVenueError as exc:
+                if exc.retry_after_s is not None:
+                    raise  # rate limited: nothing was placed; the caller waits as told
+                last_error = exc
+            # The outcome is unknown: ask the venue before sending anything again.
+            log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
+            try:
+                found = await self.lookup(order)
+            except TransientVenueError:
+                found = None
+            if found is not None:
+                return found
+        assert last_error is not None
+        raise last_error
+
+    async def cancel(self, order: Order) -> Order:
+        venue_id = order.venue_order_id or (self._orders.get(order.client_id) or order).venue_order_id
+        if venue_id is None:
+            found = await self.lookup(order)
+            if found is None:
+                raise OrderNotFound(f"{self.name} has no order {order.client_id}")
+            venue_id = found.venue_order_id
+        # 404 unknown or 422 no longer cancelable: report what the venue knows
+        with contextlib.suppress(OrderNotFound, OrderRejected):
+            await self._retrying(self._trading.cancel_order_by_id, venue_id)
+        found = await self.lookup(order)
+        if found is None:
+            raise OrderNotFound(f"{self.name} has no order {order.client_id}")
+        return found
+
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        if symbol is not None:
+            orders = await self.open_orders(symbol)
+            results = await asyncio.gather(*(self.cancel(o) for o in orders), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, VenueError):
+                    raise result
+            return len(orders)
+        responses = await self._retrying(self._trading.cancel_orders)
+        return sum(1 for r in responses or [] if isinstance(r, dict) and int(r.get("status", 0)) < 300)
+
+    async def close_all(self) -> int:
+        """Cancel every open order, then liquidate every position (Alpaca's own close-all)."""
+        responses = await self._retrying(self._trading.close_all_positions, cancel_orders=True)
+        for response in responses or []:
+            body = response.get("body") if isinstance(response, dict) else None
+            if isinstance(body, dict) and body.get("client_order_id"):
+                self.remember(body)
+        return len(responses or [])
+
+    # -- fills -----------------------------------------------------------------------------------
+
+    async def fills_since(self, since: datetime | None, symbols: list[str] | None = None) -> list[Fill]:
+        fills: list[Fill] = []
+        params: dict[str, Any] = {"direction": "asc", "page_size": 100}
+        if since is not None:
+            params["after"] = (since - timedelta(microseconds=1)).isoformat()
+        while True:
+            raws = await self.rest("get", "/account/activities/FILL", dict(params))
+            if not isinstance(raws, list):
+                raise TransientVenueError(f"{self.name}: unreadable activities")
+            for raw in raws:
+                fill = await self._activity_fill(raw)
+                if (symbols is None or fill.symbol in symbols) and (since is None or fill.ts >= since):
+                    fills.append(fill)
+            if len(raws) < params["page_size"]:
+                return sorted(fills, key=lambda f: f.ts)
+            params["page_token"] = raws[-1].get("id")
+
+    async def _activity_fill(self, raw: dict[str, Any]) -> Fill:
+        venue_id = str(raw.get("order_id"))
+        cid = self._client_of.get(venue_id)
+        if cid is None:
+            order = self.remember(await self._retrying(self._trading.get_order_by_id, venue_id))
+            cid = order.client_id
+        symbol = self._unified(str(raw.get("symbol", "")))
+        inst = self._instruments.get(symbol)
+        fill = wire.activity_fill({**raw, "symbol": symbol}, cid, inst.quote if inst else "USD", self.clock.now())
+        cum = wire.dec(raw.get("cum_qty"))
+        return fill if not cum else _with_id(fill, fill_id(venue_id, cum))
+
+    async def ping_ms(self) -> float | None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await self._call(self._trading.get_clock)
+        except VenueError:
+            return None
+        return (loop.time() - started) * 1000
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    def market_stream(self, symbols: list[str]) -> AsyncIterator[list[MarketTick]]:
+        from engine.venues.alpaca_stream import market_stream
+
+        return market_stream(self, symbols)
+
+    def order_updates(self) -> AsyncIterator[OrderUpdate]:
+        from engine.venues.alpaca_stream import order_updates
+
+        return order_updates(self)
+
+    # used by the stream loops ---------------------------------------------------------------------
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        return self._credentials
+
+    @property
+    def data_clients(self) -> tuple[Any, Any]:
+        return self._stock_data, self._crypto_data
+
+    def instrument_of(self, symbol: str) -> Instrument | None:
+        return self._instruments.get(symbol)
+
+    def tracked_orders(self) -> dict[str, Order]:
+        return self._orders
+
+    def claim_fill(self, client_id: str, cum_qty: Decimal) -> bool:
+        """True once per step of an order's cumulative filled qty: websocket and polling may both see it."""
+        if cum_qty <= self._emitted_qty.get(client_id, Decimal(0)):
+            return False
+        self._emitted_qty[client_id] = cum_qty
+        return True
+
+    def emitted_qty(self, client_id: str) -> Decimal:
+        return self._emitted_qty.get(client_id, Decimal(0))
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._retrying(fn, *args)
+
+
+def fill_id(venue_order_id: str | None, cum_qty: Decimal) -> str:
+    """Same id whichever path reports the fill (stream event, polling, activities)."""
+    return f"{venue_order_id}:{cum_qty.normalize()}"
+
+
+def _with_id(fill: Fill, new_id: str) -> Fill:
+    from dataclasses import replace
+
+    return replace(fill, fill_id=new_id)
+
+
+__all__ = ["AlpacaEnvironment", "AlpacaVenue", "fill_id"]

@@ -1,0 +1,391 @@
+"""An Alpaca broker on 127.0.0.1 that real alpaca-py talks to: trading REST v2, market data, trade_updates.
+
+The subset AlpacaVenue uses: account, assets/{symbol}, clock, orders (POST, GET
+list, GET by id, GET :by_client_order_id, DELETE one, DELETE all), positions (GET,
+DELETE all with cancel_orders), account/activities/FILL; latest quotes for stocks
+(/v2/stocks/quotes/latest) and crypto (/v1beta3/crypto/us/latest/quotes) on the
+same server; the `/stream` websocket (authenticate -> authorized, listen ->
+trade_updates events new / partial_fill / fill / canceled / rejected, sent as
+binary frames like Alpaca does). Keys are checked on the APCA-API-KEY-ID /
+APCA-API-SECRET-KEY headers and on the stream's authenticate message.
+
+Symbols are Alpaca's own: "AAPL" (USD) and "BTC/USD"; positions name crypto
+without the slash, as Alpaca does. A MatchingEngine fills the orders; prices
+move only when a test calls `push_tick()`. Faults: `faults` (tests/fakes/faults.py),
+`drop_websockets()`, `refuse_websockets(n)`, `send_garbage()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from engine.model import Instrument, MarketTick, Order, OrderStatus, OrderType, OrderUpdate, Side
+from engine.venues.matching import MatchingEngine
+from tests.fakes.faults import FaultPlan
+
+_NS = uuid.UUID("6f1c1d3e-9a53-4a44-8d8c-3c0d6c7e2a10")
+_STATUS = {OrderStatus.OPEN: "new", OrderStatus.PARTIALLY_FILLED: "partially_filled",
+           OrderStatus.FILLED: "filled", OrderStatus.CANCELED: "canceled",
+           OrderStatus.REJECTED: "rejected", OrderStatus.EXPIRED: "expired"}  # fmt: skip
+_TYPE = {OrderType.MARKET: "market", OrderType.LIMIT: "limit", OrderType.STOP_MARKET: "stop"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)  # test code: the fake keeps wall-clock time like the real broker
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+class FakeAlpaca:
+    def __init__(
+        self,
+        api_key: str = "PKFAKEKEY",
+        secret_key: str = "fake-secret",
+        symbols: Iterable[str] = ("AAPL", "MSFT", "BTC/USD"),
+        cash: Decimal = Decimal(100_000),
+        prices: dict[str, Decimal] | None = None,
+    ) -> None:
+        self.api_key, self._secret = api_key, secret_key
+        self.instruments = {s: self._instrument(s) for s in symbols}
+        self.matching = MatchingEngine(self.instruments, {"USD": cash}, maker_fee=0, taker_fee=0, venue="alpaca")
+        self.faults = FaultPlan()
+        self.submit_attempts: Counter[str] = Counter()  # POST /v2/orders per client id, duplicates included
+        self.placed: Counter[str] = Counter()  # orders that reached the book per client id
+        self.requests: list[tuple[str, str]] = []
+        self.activities: list[dict[str, Any]] = []
+        self._by_uuid: dict[str, str] = {}  # alpaca order id -> client id
+        self._ws: set[web.WebSocketResponse] = set()
+        self._refuse_ws = 0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        for symbol in self.instruments:
+            price = (prices or {}).get(symbol, Decimal(60000) if "/" in symbol else Decimal(200))
+            self.push_tick(symbol, price - Decimal("0.05"), price + Decimal("0.05"))
+
+    @staticmethod
+    def _instrument(symbol: str) -> Instrument:
+        base, _, quote = symbol.partition("/")
+        lot = Decimal("0.0001") if quote else Decimal(1)
+        return Instrument(symbol, base, quote or "USD", Decimal("0.01"), lot, lot, Decimal(0), "alpaca")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> FakeAlpaca:
+        app = web.Application(middlewares=[self._record, self._auth, self.faults.middleware])
+        r = app.router
+        r.add_get("/stream", self._stream)
+        r.add_get("/v2/account", self._account)
+        r.add_get("/v2/clock", self._clock)
+        r.add_get("/v2/assets/{symbol:.+}", self._asset)
+        r.add_post("/v2/orders", self._submit)
+        r.add_get("/v2/orders", self._list_orders)
+        r.add_delete("/v2/orders", self._cancel_all)
+        r.add_get("/v2/orders:by_client_order_id", self._by_client_id)
+        r.add_get("/v2/orders/{id}", self._get_order)
+        r.add_delete("/v2/orders/{id}", self._cancel)
+        r.add_get("/v2/positions", self._positions)
+        r.add_delete("/v2/positions", self._close_all)
+        r.add_get("/v2/account/activities/FILL", self._fills)
+        r.add_get("/v2/stocks/quotes/latest", self._quotes)
+        r.add_get("/v1beta3/crypto/us/latest/quotes", self._quotes)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        await self.drop_websockets()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeAlpaca:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stream_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/stream"
+
+    # -- control ---------------------------------------------------------------------------------
+
+    def push_tick(self, symbol: str, bid: Decimal, ask: Decimal, volume: Decimal = Decimal(0)) -> MarketTick:
+        tick = MarketTick(symbol, _now(), bid, ask, (bid + ask) / 2, volume)
+        self._publish(self.matching.on_tick(tick))
+        return tick
+
+    async def drop_websockets(self) -> None:
+        for ws in list(self._ws):
+            with contextlib.suppress(Exception):
+                await ws.close()
+        self._ws.clear()
+
+    def refuse_websockets(self, n: int) -> None:
+        self._refuse_ws = n
+
+    async def send_garbage(self) -> None:
+        for ws in list(self._ws):
+            await ws.send_bytes(b'{"stream": "trade_updates", "data": {')
+
+    def open_orders(self) -> list[Order]:
+        return self.matching.open_orders()
+
+    def positions(self) -> dict[str, Decimal]:
+        return self.matching.positions()
+
+    # -- wire ------------------------------------------------------------------------------------
+
+    def order_id(self, order: Order) -> str:
+        oid = str(uuid.uuid5(_NS, order.client_id))
+        self._by_uuid[oid] = order.client_id
+        return oid
+
+    def order_json(self, o: Order) -> dict[str, Any]:
+        return {
+            "id": self.order_id(o), "client_order_id": o.client_id, "symbol": o.symbol,
+            "asset_class": "crypto" if "/" in o.symbol else "us_equity",
+            "created_at": _iso(o.created_at), "updated_at": _iso(o.updated_at), "submitted_at": _iso(o.created_at),
+            "filled_at": _iso(o.updated_at) if o.status is OrderStatus.FILLED else None,
+            "qty": str(o.qty), "filled_qty": str(o.filled_qty),
+            "filled_avg_price": None if o.avg_fill_price is None else str(o.avg_fill_price),
+            "order_class": "simple", "order_type": _TYPE[o.order_type], "type": _TYPE[o.order_type],
+            "side": o.side.value, "time_in_force": "gtc" if "/" in o.symbol else "day",
+            "limit_price": None if o.price is None else str(o.price),
+            "stop_price": None if o.stop_price is None else str(o.stop_price),
+            "status": _STATUS.get(o.status, "new"), "extended_hours": False,
+        }  # fmt: skip
+
+    def _publish(self, updates: list[OrderUpdate]) -> None:
+        for u in updates:
+            o = u.order
+            oid = self.order_id(o)
+            data: dict[str, Any] = {"order": self.order_json(o), "timestamp": _iso(o.updated_at or _now())}
+            if u.fill is not None:
+                f = u.fill
+                data.update(event="fill" if o.status is OrderStatus.FILLED else "partial_fill",
+                            price=str(f.price), qty=str(f.qty), execution_id=str(uuid.uuid4()))  # fmt: skip
+                self.activities.append({
+                    "id": f"{f.ts:%Y%m%d%H%M%S%f}::{uuid.uuid4()}", "activity_type": "FILL",
+                    "transaction_time": _iso(f.ts), "type": data["event"], "price": str(f.price),
+                    "qty": str(f.qty), "side": f.side.value, "symbol": o.symbol.replace("/", ""),
+                    "leaves_qty": str(o.remaining), "order_id": oid, "cum_qty": str(o.filled_qty),
+                    "order_status": _STATUS[o.status],
+                })  # fmt: skip
+            else:
+                data["event"] = _STATUS.get(o.status, "new")
+            frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
+            for ws in list(self._ws):
+                asyncio.get_running_loop().create_task(self._send(ws, frame))
+
+    async def _send(self, ws: web.WebSocketResponse, frame: bytes) -> None:
+        with contextlib.suppress(Exception):
+            await ws.send_bytes(frame)
+
+    # -- middleware ------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path))
+        return await handler(request)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/stream":
+            return await handler(request)
+        key = request.headers.get("APCA-API-KEY-ID")
+        secret = request.headers.get("APCA-API-SECRET-KEY")
+        if key != self.api_key or secret != self._secret:
+            return _error(401, 40110000, "request is not authorized")
+        return await handler(request)
+
+    # -- trading REST ----------------------------------------------------------------------------
+
+    async def _account(self, request: web.Request) -> web.Response:
+        usd = self.matching.balances().get("USD")
+        cash = usd.total if usd else Decimal(0)
+        free = usd.free if usd else Decimal(0)
+        return web.json_response({
+            "id": str(uuid.uuid5(_NS, self.api_key)), "account_number": "PA0000FAKE", "status": "ACTIVE",
+            "currency": "USD", "cash": str(cash), "buying_power": str(free), "portfolio_value": str(cash),
+            "trading_blocked": False, "account_blocked": False, "pattern_day_trader": False,
+        })  # fmt: skip
+
+    async def _clock(self, request: web.Request) -> web.Response:
+        now = _iso(_now())
+        return web.json_response({"timestamp": now, "is_open": True, "next_open": now, "next_close": now})
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        inst = self.instruments.get(request.match_info["symbol"])
+        if inst is None:
+            return _error(404, 40410000, "asset not found")
+        return web.json_response({
+            "id": str(uuid.uuid5(_NS, inst.symbol)), "class": "crypto" if "/" in inst.symbol else "us_equity",
+            "exchange": "CRYPTO" if "/" in inst.symbol else "NASDAQ", "symbol": inst.symbol, "status": "active",
+            "tradable": True, "min_order_size": str(inst.min_qty), "min_trade_increment": str(inst.lot_size),
+            "price_increment": str(inst.tick_size),
+        })  # fmt: skip
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        cid = str(body.get("client_order_id") or uuid.uuid4())
+        self.submit_attempts[cid] += 1
+        if self.matching.order(cid) is not None:
+            return _error(422, 40010001, "client_order_id must be unique")
+        kind = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP_MARKET}[body["type"]]
+        order = Order(
+            cid, body["symbol"], Side(body["side"]), kind, Decimal(str(body["qty"])),
+            price=Decimal(str(body["limit_price"])) if body.get("limit_price") else None,
+            stop_price=Decimal(str(body["stop_price"])) if body.get("stop_price") else None,
+        )  # fmt: skip
+        updates = self.matching.submit(order, None, _now())
+        first = updates[0].order
+        if first.status is OrderStatus.REJECTED:
+            message = first.reason
+            if "insufficient" in message:
+                short = "buying power" if order.side is Side.BUY else "qty available for order"
+                return _error(403, 40310000, f"insufficient {short} ({message})")
+            return _error(422, 40010001, message)
+        self.placed[cid] += 1
+        self._publish(updates)
+        final = self.matching.order(cid) or first
+        return web.json_response(self.order_json(final))
+
+    async def _list_orders(self, request: web.Request) -> web.Response:
+        symbols = [s for s in request.query.get("symbols", "").split(",") if s]
+        orders = [o for o in self.matching.open_orders() if not symbols or o.symbol in symbols]
+        return web.json_response([self.order_json(o) for o in orders])
+
+    def _order_response(self, cid: str | None) -> web.Response:
+        order = self.matching.order(cid) if cid else None
+        if order is None or order.status is OrderStatus.REJECTED:
+            return _error(404, 40410000, "order not found")
+        return web.json_response(self.order_json(order))
+
+    async def _by_client_id(self, request: web.Request) -> web.Response:
+        return self._order_response(request.query.get("client_order_id"))
+
+    async def _get_order(self, request: web.Request) -> web.Response:
+        return self._order_response(self._by_uuid.get(request.match_info["id"]))
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        cid = self._by_uuid.get(request.match_info["id"])
+        order = self.matching.order(cid) if cid else None
+        if order is None:
+            return _error(404, 40410000, "order not found")
+        if not order.status.is_working:
+            return _error(422, 42210000, f'order is already in "{_STATUS[order.status]}" state')
+        update = self.matching.cancel(order.client_id, _now())
+        self._publish([update] if update else [])
+        return web.Response(status=204)
+
+    async def _cancel_all(self, request: web.Request) -> web.Response:
+        updates = self.matching.cancel_all(None, _now())
+        self._publish(updates)
+        return web.json_response([{"id": self.order_id(u.order), "status": 200, "body": {}} for u in updates],
+                                 status=207)  # fmt: skip
+
+    async def _positions(self, request: web.Request) -> web.Response:
+        out = []
+        for symbol, qty in self.matching.positions().items():
+            tick = self.matching.last_tick(symbol)
+            price = str(tick.last) if tick else "0"
+            out.append({
+                "asset_id": str(uuid.uuid5(_NS, symbol)), "symbol": symbol.replace("/", ""),
+                "exchange": "CRYPTO" if "/" in symbol else "NASDAQ",
+                "asset_class": "crypto" if "/" in symbol else "us_equity", "avg_entry_price": price,
+                "qty": str(abs(qty)), "side": "long" if qty > 0 else "short", "cost_basis": "0",
+                "market_value": "0", "current_price": price, "qty_available": str(abs(qty)),
+            })  # fmt: skip
+        return web.json_response(out)
+
+    async def _close_all(self, request: web.Request) -> web.Response:
+        if request.query.get("cancel_orders") in ("true", "True"):
+            self._publish(self.matching.cancel_all(None, _now()))
+        out = []
+        for n, (symbol, qty) in enumerate(sorted(self.matching.positions().items())):
+            cid = f"close-{symbol}-{_now():%H%M%S%f}-{n}"
+            order = Order(cid, symbol, Side.SELL if qty > 0 else Side.BUY, OrderType.MARKET, abs(qty))
+            updates = self.matching.submit(order, None, _now())
+            self.placed[cid] += 1
+            self._publish(updates)
+            final = self.matching.order(cid) or updates[0].order
+            out.append({"symbol": symbol.replace("/", ""), "status": 200, "body": self.order_json(final)})
+        return web.json_response(out, status=207)
+
+    async def _fills(self, request: web.Request) -> web.Response:
+        rows = self.activities
+        after = request.query.get("after")
+        if after:
+            cut = datetime.fromisoformat(after.replace("Z", "+00:00"))
+            rows = [a for a in rows if datetime.fromisoformat(a["transaction_time"].replace("Z", "+00:00")) > cut]
+        token = request.query.get("page_token")
+        if token:
+            ids = [a["id"] for a in rows]
+            rows = rows[ids.index(token) + 1 :] if token in ids else []
+        size = int(request.query.get("page_size", 100))
+        return web.json_response(rows[:size])
+
+    # -- market data -----------------------------------------------------------------------------
+
+    async def _quotes(self, request: web.Request) -> web.Response:
+        out = {}
+        for symbol in request.query.get("symbols", "").split(","):
+            tick = self.matching.last_tick(symbol)
+            if tick is not None:
+                out[symbol] = {"t": _iso(tick.ts), "bp": float(tick.bid), "ap": float(tick.ask),
+                               "bs": 1, "as": 1, "bx": "V", "ax": "V", "c": ["R"], "z": "C"}  # fmt: skip
+        return web.json_response({"quotes": out})
+
+    # -- trade_updates websocket -----------------------------------------------------------------
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        if self._refuse_ws > 0:
+            self._refuse_ws -= 1
+            return web.Response(status=503, text="stream unavailable")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                break
+            try:
+                req = json.loads(msg.data)
+            except ValueError:
+                continue
+            action, data = req.get("action"), req.get("data") or {}
+            if action in ("authenticate", "auth"):
+                ok = data.get("key_id") == self.api_key and data.get("secret_key") == self._secret
+                status = "authorized" if ok else "unauthorized"
+                reply = {"stream": "authorization", "data": {"action": "authenticate", "status": status}}
+                await ws.send_bytes(json.dumps(reply).encode())
+                if not ok:
+                    break
+            elif action == "listen":
+                self._ws.add(ws)
+                await ws.send_bytes(
+                    json.dumps({"stream": "listening", "data": {"streams": ["trade_updates"]}}).encode()
+                )
+        self._ws.discard(ws)
+        return ws
