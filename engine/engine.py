@@ -49,6 +49,7 @@ from engine.model import (
 from engine.order_flow import OrderFlow
 from engine.portfolio import Portfolio
 from engine.protection import Protection
+from engine.reconcile import Reconciler
 from engine.risk import RiskEngine
 from engine.stage_manager import StageManager
 from engine.strategies.base import Strategy
@@ -79,6 +80,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         self.operator = settings.engine.operator
         self._strategy_factory = strategy_factory
         self.strategy: Strategy | None = None
+        self.reconciler: Reconciler | None = None
         self.instruments: dict[str, Instrument] = {}
         self.ticks: dict[str, MarketTick] = {}
         self.orders: dict[str, Order] = {}  # working orders by client id
@@ -121,6 +123,8 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         run = int(self.journal.get_state("runs", 0)) + 1  # client ids never repeat across restarts
         self.journal.set_state("runs", run)
         self._id_prefix = f"tc{run:04d}"
+        reconciler = self.reconciler = Reconciler.for_engine(self)  # the venue is the truth: repair, or HALT
+        await reconciler.on_start()
         if self._strategy_factory is not None:
             self.strategy = self._strategy_factory(self, self.symbols)
             await self._warm_up()
@@ -134,6 +138,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
             asyncio.create_task(self._pump_orders(), name="orders"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
             *self.start_activation(),  # stages and approvals
+            *reconciler.tasks(),
         ]
         self.audit("engine_start", f"venue {self.venue.name} ({self.venue.mode})", {"symbols": self.symbols})
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from engine.clock import SimClock, SystemClock
+from engine.clock import Clock, SimClock, SystemClock
 from engine.config import Settings
 from engine.engine import Engine
 from engine.events import EventBus
 from engine.journal import Journal
+from engine.model import VenueMode
 from engine.paths import AppPaths
 from engine.strategies.ema_cross import EmaCross
+
+if TYPE_CHECKING:
+    from engine.venues.ccxt_venue import CcxtVenue
+
+log = logging.getLogger(__name__)
 
 # A fixed start for as-fast-as-possible runs, so a seed always gives the same history.
 BACKTEST_START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -37,6 +46,11 @@ def build_engine(
         sim.speed = opts.speed  # type: ignore[assignment]
     paths.ensure()
     journal = Journal(paths.journal_file)
+    factory = (lambda e, symbols: EmaCross(e, symbols, settings.strategy)) if opts.with_strategy else None
+    if settings.engine.venue == "binance":
+        clock = SystemClock()
+        venue = binance_venue(settings, paths, clock)
+        return Engine(settings, venue, journal, clock, bus=bus, strategy_factory=factory, symbols=venue.symbols)
     if settings.engine.venue != "simulated":
         raise NotImplementedError(f"venue {settings.engine.venue!r} is not available yet")
     from engine.venues.simulated import SimulatedVenue
@@ -53,7 +67,45 @@ def build_engine(
         taker_fee=Decimal(repr(sim.taker_fee)),
         tick_interval_s=sim.tick_interval_s,
     )
-    factory = (lambda e, symbols: EmaCross(e, symbols, settings.strategy)) if opts.with_strategy else None
     return Engine(
         settings, venue, journal, clock, bus=bus, strategy_factory=factory, symbols=list(sim.symbols)
     )
+
+
+def venue_credentials(venue: str, paths: AppPaths, account: str = "default") -> tuple[str, str]:
+    """The OS keyring (or the encrypted file) first, then the environment for headless use.
+
+    TRADING_CONSOLE_<VENUE>_API_KEY / _API_SECRET. The values are never logged or put in messages.
+    """
+    try:
+        from engine.secrets import CredentialStore
+
+        store = CredentialStore(paths.data_dir)
+        if not store.needs_master_password:
+            found = store.load(venue, account)
+            if found is not None:
+                return found
+    except Exception as exc:  # no keyring, locked store...: the environment may still have them
+        log.info("credential store unavailable for %s: %s", venue, type(exc).__name__)
+    prefix = f"TRADING_CONSOLE_{venue.upper()}_"
+    key, secret = os.environ.get(prefix + "API_KEY", ""), os.environ.get(prefix + "API_SECRET", "")
+    if not key or not secret:
+        raise ValueError(f"no {venue} API credentials: store them in the console or set {prefix}API_KEY/_API_SECRET")
+    return key, secret
+
+
+def binance_venue(settings: Settings, paths: AppPaths, clock: Clock) -> CcxtVenue:
+    """Binance spot through ccxt; endpoints and options from settings.venues["binance"]."""
+    from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
+
+    conf = dict(settings.venues.get("binance", {}))
+    mode = VenueMode.TESTNET if conf.get("mode", "live") == "testnet" else VenueMode.LIVE
+    endpoints = CcxtEndpoints(
+        conf.get("rest_public"), conf.get("rest_private"), conf.get("ws_public"), conf.get("ws_private")
+    )
+    key, secret = venue_credentials("binance", paths, str(conf.get("account", "default")))
+    tuning = {k: float(conf[k]) for k in ("timeout_s", "poll_interval_s", "backoff_s", "ws_retry_s") if k in conf}
+    return CcxtVenue(
+        clock, key, secret, exchange_id="binance", symbols=list(conf.get("symbols") or settings.simulator.symbols),
+        mode=mode, endpoints=endpoints, **tuning,  # type: ignore[arg-type]
+    )  # fmt: skip
