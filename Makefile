@@ -45,9 +45,11 @@ run: $(STAMP) system-deps-x11
 headless: $(STAMP)
 	$(BIN)/trading-console --headless
 
+# Qt tests run in a process of their own: see tests/conftest.py for why.
 test: $(STAMP) system-deps-offscreen
 	$(BIN)/ruff check .
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not gui and not slow"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "gui and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

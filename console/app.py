@@ -69,11 +69,17 @@ def make_app() -> QApplication:
 
 def build_window(engine: Engine, store: QSettings) -> tuple[MainWindow, EngineBridge]:
     """The window and its bridge, wired; build it before ``engine.start()`` to see the first events."""
+    from console.approvals_ui import ApprovalsController
     from console.bridge import EngineBridge
     from console.main_window import MainWindow
+    from console.wizard import WizardLauncher
 
     window = MainWindow(engine, store)
     bridge = EngineBridge(engine.bus, window, parent=window)
+    window.approvals = ApprovalsController(engine, window.approvals_panel, window)
+    bridge.approvalChanged.connect(window.approvals.on_event)
+    window.wizard = WizardLauncher(engine, window)
+    window.wizard_action.triggered.connect(window.wizard.open)
     bridge.alertRaised.connect(window.on_alert)
     bridge.stateChanged.connect(window.on_state_changed)
     bridge.progressed.connect(window.on_progress)
@@ -144,6 +150,7 @@ async def run_window(
 
     engine = build_engine(settings, paths, opts)
     window, bridge = build_window(engine, store)
+    window.wizard.config_path = paths.config_file  # the wizard saves limits and the venue choice there
     _FirstPaint(window.top_bar.badge)
     window.show()
 
@@ -163,7 +170,10 @@ async def run_window(
         engine.journal.close()
         return 1
     bridge.seed(engine)
+    window.approvals.seed()
     window.show_state(engine.risk.state.value, engine.risk.state_reason)
+    if not smoke_test and not screenshot:
+        window.wizard.open_on_first_start()
     shot: asyncio.Task[None] | None = None
     if screenshot:
         shot = asyncio.create_task(_take_screenshot(window, screenshot, screenshot_after_s))

@@ -29,6 +29,7 @@ from console.close_policy import ask_close_policy
 from engine.model import AlertLevel, Fill, MarketTick, Order, Position, RuleValue
 from engine.stages import STAGE_LABELS
 from widgets.alert_feed import AlertFeed
+from widgets.approval_dialog import ApprovalsPanel
 from widgets.big_buttons import BigButtons
 from widgets.dialogs import CloseAllDialog, ResumeDialog
 from widgets.equity_chart import EquityChart
@@ -83,6 +84,9 @@ class MainWindow(QMainWindow):
         self.price_chart = PriceChart()
         self.gauges = GaugePanel(columns=2)
         self.alerts = AlertFeed()
+        self.approvals_panel = ApprovalsPanel()
+        self.approvals: Any = None  # console.approvals_ui.ApprovalsController, set by console.app
+        self.wizard: Any = None  # console.wizard.WizardLauncher, set by console.app
 
         self.dock_host = QMainWindow()
         self.dock_host.setWindowFlags(Qt.WindowType.Widget)
@@ -103,6 +107,7 @@ class MainWindow(QMainWindow):
             ("alerts", "Alerts", self.alerts),
             ("orders", "Open orders", self.orders),
             ("fills", "Fills", self.fills),
+            ("approvals", "Approvals", self.approvals_panel),
         ):
             dock = QDockWidget(title, self.dock_host)
             dock.setObjectName(f"dock_{key}")
@@ -165,6 +170,7 @@ class MainWindow(QMainWindow):
         host.splitDockWidget(d["equity"], d["price"], Qt.Orientation.Horizontal)  # charts side by side
         host.tabifyDockWidget(d["alerts"], d["orders"])
         host.tabifyDockWidget(d["orders"], d["fills"])
+        host.tabifyDockWidget(d["fills"], d["approvals"])
         host.addDockWidget(area.RightDockWidgetArea, d["gauges"])
         for dock in d.values():
             dock.setVisible(True)
@@ -242,6 +248,15 @@ class MainWindow(QMainWindow):
         trading.addAction(stop)
         trading.addAction("Close all…").triggered.connect(self.request_close_all)
         trading.addAction("Resume…").triggered.connect(self.request_resume)
+        # connected by console.app to console.wizard (the window knows no wizard internals)
+        self.wizard_action = QAction("Activation wizard…", self)
+        self.wizard_action.setToolTip("Venue, credentials, risk limits and the evidence for the next stage")
+        activation = self.menuBar().addMenu("&Activation")
+        activation.addAction(self.wizard_action)
+        toolbar = self.addToolBar("Activation")
+        toolbar.setObjectName("toolbar_activation")
+        toolbar.setMovable(False)
+        toolbar.addAction(self.wizard_action)
 
     @property
     def theme_name(self) -> str:
