@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from typing import Any
 
@@ -18,6 +17,7 @@ from engine.venues.alpaca_venue import AlpacaVenue
 from engine.venues.base import AuthenticationFailed, OrderRejected, TransientVenueError
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.faults import Fault, FaultKind
+from tests.fakes.harness import guard_loopback, run, wait_for
 
 KEY = "PKFAKEKEY0001"
 SECRET = "alpaca-s3cret-that-must-never-leak-77ab"
@@ -28,27 +28,7 @@ ORDERS = "/v2/orders"
 @pytest.fixture(autouse=True)
 def only_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any name lookup but 127.0.0.1 / localhost fails the test: nothing may reach alpaca.markets."""
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kw: Any) -> Any:
-        if host not in ("127.0.0.1", b"127.0.0.1", "localhost", b"localhost"):
-            raise AssertionError(f"network access to {host!r} attempted")
-        return real(host, *args, **kw)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-
-
-def run(coro_fn: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
-    return asyncio.run(asyncio.wait_for(coro_fn(), timeout=timeout))
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not met in time")
-        await asyncio.sleep(0.01)
+    guard_loopback(monkeypatch, ("127.0.0.1", "localhost"))
 
 
 @contextlib.asynccontextmanager
