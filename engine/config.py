@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import tomli_w
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.alerts_config import AlertsConfig
+
 
 def _fraction(v: float) -> float:
     if not 0 < v < 1:
@@ -284,7 +286,7 @@ class Settings(_Section):
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     venues: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    alerts: dict[str, Any] = Field(default_factory=dict)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
 
     @property
