@@ -64,6 +64,7 @@ def stage(paths: AppPaths, as_json: bool) -> int:
     from engine.config import ConfigError, load_settings
     from engine.journal import Journal
     from engine.journal_schema import text_to_dt
+    from engine.stage_limits import stage_limits
     from engine.stages import STAGE_LABELS, JournalData, evaluate, load_journal_data
 
     try:
@@ -83,12 +84,24 @@ def stage(paths: AppPaths, as_json: bool) -> int:
     else:
         from datetime import UTC, datetime
 
-        current, data, now = cfg.initial, JournalData(), datetime.now(UTC)
+        current, data, now, since = cfg.initial, JournalData(), datetime.now(UTC), None
     ev = evaluate(current, data, now, cfg, tz)  # type: ignore[arg-type]
+    limits = stage_limits(current, cfg.stage(current), since or now, now)
     if as_json:
-        print(json.dumps(ev.to_dict(), allow_nan=False, sort_keys=True))
+        out = ev.to_dict()
+        out["limits"] = {
+            "capital_cap": float(limits.capital_cap) if limits.capital_cap is not None else None,
+            "risk_per_trade": limits.risk_per_trade,
+            "size_step": limits.step + 1,
+            "size_steps": limits.steps,
+            "next_step_at": limits.next_step_at.isoformat() if limits.next_step_at else None,
+            "symbol_allowlist": sorted(limits.allowlist),
+            "max_symbols": limits.max_symbols,
+        }
+        print(json.dumps(out, allow_nan=False, sort_keys=True))
         return 0
     print(f"Stage: {STAGE_LABELS[ev.stage]} ({ev.stage}) since {ev.since or '-'}")
+    print(f"  Limits: {limits.describe()}")
     for c in ev.criteria:
         print(f"  [{'PASS' if c.passed else 'FAIL'}] {c.description:<40} {c.explain()}")
     for c in ev.red_flags:

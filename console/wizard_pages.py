@@ -315,7 +315,10 @@ class RiskPage(QWizardPage):
         if has_cap and lo is not None:
             self.capital_cap.setRange(lo, hi)
             self.capital_cap.setValue(min(max(stage_cfg.capital_cap or lo, lo), hi))
-        notes = [f"Risk per trade at most {top:.2f} % at {STAGE_LABELS[target]}."]
+        notes = [f"Risk per trade at most {top:.2f} % at {STAGE_LABELS[target]}, ramping "
+                 + " then ".join(f"{x:.2%}" for x in stage_cfg.size_schedule) + " over the stage."]
+        if stage_cfg.max_symbols:
+            notes.append(f"At most {stage_cfg.max_symbols} symbol(s) held at once.")
         if has_cap:
             notes.append(f"Capital cap between {lo:,.0f} and {hi:,.0f}.")
         self.bounds_note.setText(" ".join(notes))

@@ -48,6 +48,8 @@ class OrderFlow:
                 new_positions_today=self.new_positions_today,
                 now=self.clock.monotonic(),
                 bypass_state=bypass_state,
+                exposure=pf.gross_exposure,
+                position_symbols=frozenset(p.symbol for p in pf.positions()),
             )
         )
         if not decision.approved:

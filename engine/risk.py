@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from engine.config import RiskConfig
 from engine.model import ZERO, Instrument, OrderIntent, OrderType, Side, TradingState
+from engine.stage_limits import StageLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +43,14 @@ class CheckInput:
     new_positions_today: int
     now: float  # monotonic seconds, for the order-rate window
     bypass_state: bool = False  # close-all's own flatten orders
+    exposure: Decimal = ZERO  # gross notional of the open positions, for the stage's capital cap
+    position_symbols: frozenset[str] = frozenset()  # symbols holding a position now
 
 
 CHECK_NAMES = (
     "state",
     "allowlist",
+    "stage_symbols",
     "stop_loss",
     "collar",
     "size",
@@ -55,6 +59,7 @@ CHECK_NAMES = (
     "concurrent_positions",
     "new_positions",
     "cash_reserve",
+    "stage_capital",
     "order_rate",
     "precision",
 )
@@ -70,6 +75,7 @@ class RiskEngine:
         self._on_state_change = on_state_change
         self._order_times: deque[float] = deque()
         self._allow = frozenset(cfg.symbol_allowlist)
+        self.stage: StageLimits | None = None  # the activation stage's limits, refreshed by the engine
 
     # --- state machine ---------------------------------------------------------
     def set_state(self, new: TradingState, reason: str, operator: str = "system") -> bool:
@@ -86,13 +92,27 @@ class RiskEngine:
         self.cfg = cfg
         self._allow = frozenset(cfg.symbol_allowlist)
 
+    # --- limits that the stage narrows -------------------------------------------------
+    @property
+    def risk_per_trade(self) -> float:
+        """The operator's risk per trade, lowered to the stage's current size-schedule step."""
+        if self.stage is None:
+            return self.cfg.risk_per_trade
+        return min(self.cfg.risk_per_trade, self.stage.risk_per_trade)
+
+    def capital_base(self, equity: Decimal) -> Decimal:
+        """Equity as far as sizing is concerned: a stage's capital cap bounds it."""
+        cap = self.stage.capital_cap if self.stage is not None else None
+        return equity if cap is None else min(equity, cap)
+
     # --- sizing ------------------------------------------------------------------
     def size(self, intent: OrderIntent, price: Decimal, equity: Decimal, inst: Instrument) -> Decimal:
         """Quantity from stop distance and risk per trade, capped by the notional cap, lot-rounded."""
         cfg = self.cfg
+        equity = self.capital_base(equity)
         cap_qty = equity * Decimal(repr(cfg.max_position_notional)) / price
         if intent.stop_loss is not None and intent.stop_loss != price:
-            risk_money = equity * Decimal(repr(cfg.risk_per_trade))
+            risk_money = equity * Decimal(repr(self.risk_per_trade))
             qty = risk_money / abs(price - intent.stop_loss)
             qty = min(qty, cap_qty)
         else:
@@ -120,7 +140,20 @@ class RiskEngine:
 
         if self._allow and intent.symbol not in self._allow:
             return self._deny(ci, "symbol_not_allowed", f"{intent.symbol} is not on the allow-list")
+        stage = self.stage
+        if increases and stage is not None and stage.allowlist and intent.symbol not in stage.allowlist:
+            return self._deny(ci, "stage_symbol", f"{intent.symbol} is not allowed at the {stage.stage} stage")
         passed.append("allowlist")
+        if increases and stage is not None and stage.max_symbols is not None:
+            held = ci.position_symbols | {intent.symbol}
+            if len(held) > stage.max_symbols:
+                return self._deny(
+                    ci,
+                    "stage_symbols",
+                    f"the {stage.stage} stage trades at most {stage.max_symbols} symbol(s) at once "
+                    f"({', '.join(sorted(ci.position_symbols))} held)",
+                )
+            passed.append("stage_symbols")
 
         if increases and cfg.stop_loss_required and intent.stop_loss is None:
             return self._deny(ci, "stop_loss_required", "a stop loss is required for new exposure")
@@ -160,11 +193,11 @@ class RiskEngine:
                 )
             passed.append("notional")
             if intent.stop_loss is not None:
-                risk = abs(price - intent.stop_loss) * qty / ci.equity
-                if risk > Decimal(repr(cfg.risk_per_trade)):
-                    return self._deny(
-                        ci, "risk_per_trade", f"risk {risk:.3%} of equity exceeds {cfg.risk_per_trade:.3%}"
-                    )
+                base = self.capital_base(ci.equity)
+                risk = abs(price - intent.stop_loss) * qty / base
+                limit = self.risk_per_trade
+                if risk > Decimal(repr(limit)):
+                    return self._deny(ci, "risk_per_trade", f"risk {risk:.3%} of capital exceeds {limit:.3%}")
             passed.append("risk_per_trade")
             if ci.position_qty == 0:
                 if ci.open_positions >= cfg.max_concurrent_positions:
@@ -190,6 +223,16 @@ class RiskEngine:
                         f"cash after order {ci.cash - notional:.2f} below reserve {reserve:.2f}",
                     )
                 passed.append("cash_reserve")
+            if stage is not None and stage.capital_cap is not None:
+                after = ci.exposure + notional
+                if after > stage.capital_cap:
+                    return self._deny(
+                        ci,
+                        "stage_capital",
+                        f"exposure {after:,.2f} after this order exceeds the {stage.stage} stage's "
+                        f"capital cap {stage.capital_cap:,.2f}",
+                    )
+                passed.append("stage_capital")
 
         window = ci.now - 1.0
         times = self._order_times

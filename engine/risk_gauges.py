@@ -54,4 +54,17 @@ def rule_values(engine: Engine) -> list[RuleValue]:
             cfg.warn_at,
         ),
     ]
+    stage = engine.risk.stage
+    if stage is not None and stage.capital_cap is not None:
+        gauges.append(
+            RuleValue(
+                "stage_capital",
+                "Stage capital",
+                float(pf.gross_exposure),
+                float(stage.capital_cap),
+                "",
+                f"Position value against the {stage.stage} stage's capital cap; above it new exposure is refused.",
+                cfg.warn_at,
+            )
+        )
     return gauges

@@ -16,6 +16,7 @@ from engine.config import StagesConfig
 from engine.events import StageEvent
 from engine.journal_schema import dt_to_text, text_to_dt
 from engine.model import AlertLevel, TradingState
+from engine.stage_limits import StageLimits, stage_limits
 from engine.stages import (
     STAGE_LABELS,
     Evaluation,
@@ -60,11 +61,30 @@ class StageManager:
             self._set(stage or self.config.initial, self.e.clock.now())
         else:
             self._stage, self._since = stage, text_to_dt(since)
+            self.refresh_limits()
 
     def _set(self, stage: str, since: datetime) -> None:
         self._stage, self._since = stage, since
         self.e.journal.set_state("stage", stage)
         self.e.journal.set_state("stage_since", dt_to_text(since))
+        self.refresh_limits()
+
+    # --- what the stage allows --------------------------------------------------------
+    def limits(self, now: datetime | None = None) -> StageLimits:
+        since = self._since or self.e.clock.now()
+        return stage_limits(self.stage, self.config.stage(self.stage), since, now or self.e.clock.now())
+
+    def refresh_limits(self) -> StageLimits:
+        """Hand the RiskEngine the stage's current limits; a new size step is audited."""
+        new = self.limits()
+        old = self.e.risk.stage
+        self.e.risk.stage = new
+        if old is not None and old.stage == new.stage and new.step != old.step:
+            self.e.audit("stage_size_step", f"size schedule step {new.step + 1} of {new.steps}",
+                         {"stage": new.stage, "risk_per_trade": new.risk_per_trade}, "system")  # fmt: skip
+            self.e.alert(AlertLevel.INFO, "stage_size_step", f"{STAGE_LABELS[new.stage]}: {new.describe()}",
+                         key=f"stage_size_step:{new.stage}:{new.step}")  # fmt: skip
+        return new
 
     # --- evidence ---------------------------------------------------------------------
     def evaluate(self, now: datetime | None = None) -> Evaluation:

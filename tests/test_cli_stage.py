@@ -63,7 +63,11 @@ def test_stage_json_reads_the_persisted_stage_and_its_evidence(tmp_path: Path) -
     assert set(crit) == {"days", "win_rate", "max_drawdown"}
     assert crit["win_rate"]["value"] == 0.75 and crit["win_rate"]["passed"]
     assert crit["days"]["value"] == 13 and not crit["days"]["passed"]  # 13 of 14 days so far
+    # day 13 of 14 at live scaling: the second half of [1.5%, 2%], capital capped at 5000
+    assert obj["limits"]["risk_per_trade"] == 0.02 and obj["limits"]["size_step"] == 2
+    assert obj["limits"]["capital_cap"] == 5000
     text = cli(tmp_path, "stage").stdout
+    assert "capital cap 5,000" in text
     assert "Live scaling" in text and "[FAIL]" in text and "off by 1.00 days" in text
 
 
