@@ -272,6 +272,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
                 last = max((t.ts for t in self.ticks.values()), default=self.started_at or now)
                 self.breakers.on_data_age((now - last).total_seconds())
                 self.breakers.on_clock(self.clock.monotonic())
+                self.stage_manager.refresh_limits()  # the size schedule steps up with time
                 ping = await self.venue.ping_ms()
                 self.bus.publish(
                     ConnectionEvent(now, self.venue.name, self.connected, ping, (now - last).total_seconds())
