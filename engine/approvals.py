@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import ApprovalConfig
 from engine.events import ApprovalEvent
-from engine.model import ZERO, AlertLevel, OrderIntent, TradingState
+from engine.model import ZERO, AlertLevel, OrderIntent, OrderType, Side, TradingState
 from engine.risk import Decision
 from engine.stages import LIVE_STAGES
 
@@ -161,13 +161,20 @@ class ApprovalGate:
                 return False, f"quantity {qty} is below the smallest order"
         self._close(req, ApprovalStatus.APPROVED, operator, "approved", final)
         e = self.e
-        order = e.new_order(replace(req.intent, qty=final), final, req.role)
+        order = e.new_order(replace(req.intent, qty=final), final, req.role, self._quote(req.intent))
         intent = req.intent
         if req.role == "entry" and (intent.stop_loss or intent.take_profit or intent.max_hold_s):
             e.protection.plan(order.client_id, intent)
         e.start_submit(order)  # the last state gate still applies
         reduced = f" (reduced from {req.qty})" if final < req.qty else ""
         return True, f"approved {final}{reduced}: order {order.client_id}"
+
+    def _quote(self, intent: OrderIntent) -> Decimal | None:
+        """The touch now, when the approved market order leaves: slippage is measured from here."""
+        tick = self.e.ticks.get(intent.symbol)
+        if intent.order_type is not OrderType.MARKET or tick is None:
+            return None
+        return (tick.ask if intent.side is Side.BUY else tick.bid) or tick.last
 
     def reject(self, request_id: str, operator: str, reason: str = "") -> tuple[bool, str]:
         req = self._pending.get(request_id)

@@ -312,6 +312,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
                 role=known.role,
                 parent_id=known.parent_id,
                 reason=order.reason or known.reason,
+                ref_price=known.ref_price,
             )
         if update.fill is not None:
             self._apply_fill(update.fill, order)

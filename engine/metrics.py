@@ -313,6 +313,8 @@ def execution_stats(
     for cid in dict.fromkeys([*known, *by_id]):
         order, own = known.get(cid), by_id.get(cid, [])
         ref = refs.get(cid)
+        if ref is None and order is not None:
+            ref = order.ref_price  # journaled with the order when it was sized
         if ref is None and order is not None and order.order_type is OrderType.STOP_MARKET:
             ref = order.stop_price
         qty = sum((f.qty for f in own), Decimal(0))

@@ -198,6 +198,7 @@ class Order:
     role: str = "entry"  # entry | stop_loss | take_profit | exit | flatten
     reason: str = ""
     external: bool = False  # adopted from the venue, not placed by this engine
+    ref_price: Decimal | None = None  # the quote a market order was sized on: slippage is measured from it
 
     @property
     def remaining(self) -> Decimal:

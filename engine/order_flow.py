@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine.events import IntentDenied
-from engine.model import Order, OrderIntent, OrderStatus, OrderUpdate, TradingState
+from engine.model import Order, OrderIntent, OrderStatus, OrderType, OrderUpdate, TradingState
 from engine.risk import CheckInput
 from engine.venues.base import OrderRejected, VenueError
 
@@ -61,13 +61,16 @@ class OrderFlow:
         if not bypass_state and self.approval_gate.needs_approval(intent, decision.qty, decision.price, role):
             self.approval_gate.request(intent, decision.qty, role, decision)
             return None
-        order = self.new_order(intent, decision.qty, role)
+        ref = decision.price if intent.order_type is OrderType.MARKET else None
+        order = self.new_order(intent, decision.qty, role, ref)
         if role == "entry" and (intent.stop_loss or intent.take_profit or intent.max_hold_s):
             self.protection.plan(order.client_id, intent)
         self.start_submit(order, bypass_state=bypass_state)
         return order
 
-    def new_order(self: Engine, intent: OrderIntent, qty: Decimal, role: str) -> Order:
+    def new_order(
+        self: Engine, intent: OrderIntent, qty: Decimal, role: str, ref_price: Decimal | None = None
+    ) -> Order:
         return Order(
             client_id=f"{self._id_prefix}-{next(self._ids)}",
             symbol=intent.symbol,
@@ -83,6 +86,7 @@ class OrderFlow:
             strategy=intent.strategy,
             role=role,
             reason=intent.reason,
+            ref_price=ref_price,
         )
 
     def start_submit(self: Engine, order: Order, bypass_state: bool = False) -> asyncio.Task[Order | None]:
