@@ -56,7 +56,7 @@ class ApprovalsController(QObject):
     def seconds_left(self, rid: str) -> float:
         req = self.engine.approval_gate.get(rid)
         if req is not None:
-            return req.seconds_left(self.engine.clock.now())
+            return req.seconds_left()
         return float(self.details.get(rid, {}).get("timeout_s", 0.0))
 
     def add(self, rid: str, details: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """ApprovalGate: intents the policy says need a human wait here, with a deadline.
 
 A request ends exactly once: approved (possibly for less, never for more), rejected, or
-expired. Expiry rejects, never approves. An approval that arrives while trading is HALTED
+expired. Expiry rejects, never approves; the timeout counts real seconds, since a human
+decides, even when the simulator's clock runs fast. An approval that arrives while trading is HALTED
 is refused and the request rejected: the world it was asked about is gone. An approved
 order still passes the last state gate in the submit task.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -49,12 +51,13 @@ class PendingApproval:
     qty: Decimal
     role: str
     created: datetime
-    deadline: datetime
+    deadline: datetime  # on the engine clock, for the journal and the CLI
+    wall_deadline: float  # time.monotonic(): a human decides in real seconds, even when the simulator runs fast
     details: dict[str, Any] = field(default_factory=dict)
     status: ApprovalStatus = ApprovalStatus.PENDING
 
-    def seconds_left(self, now: datetime) -> float:
-        return max(0.0, (self.deadline - now).total_seconds())
+    def seconds_left(self) -> float:
+        return max(0.0, self.wall_deadline - time.monotonic())
 
 
 def _s(v: Decimal | None) -> str | None:
@@ -127,7 +130,9 @@ class ApprovalGate:
             "deadline": (now + timedelta(seconds=self.config.timeout_s)).isoformat(),
             "timeout_s": self.config.timeout_s,
         }
-        req = PendingApproval(rid, intent, qty, role, now, now + timedelta(seconds=self.config.timeout_s), details)
+        timeout = self.config.timeout_s
+        req = PendingApproval(rid, intent, qty, role, now, now + timedelta(seconds=timeout),
+                              time.monotonic() + timeout, details)  # fmt: skip
         self._pending[rid] = req
         loop = asyncio.get_running_loop()
         self._timers[rid] = loop.call_later(self.config.timeout_s, self.expire, rid)
@@ -189,8 +194,8 @@ class ApprovalGate:
             self._close(req, ApprovalStatus.EXPIRED, "system", f"no decision within {self.config.timeout_s:g} s")
 
     def expire_due(self) -> list[str]:
-        now = self.e.clock.now()
-        due = [r.request_id for r in self._pending.values() if now >= r.deadline]
+        now = time.monotonic()
+        due = [r.request_id for r in self._pending.values() if now >= r.wall_deadline]
         for rid in due:
             self.expire(rid)
         return due
@@ -250,7 +255,7 @@ class ApprovalGate:
         return self.reject(rid, operator, str(d.get("reason") or "rejected from the command line"))
 
     async def run(self) -> None:
-        """Every second: expire what is due on the engine clock, apply decisions the CLI wrote."""
+        """Every second: expire what is due, apply decisions the CLI wrote."""
         while True:
             await asyncio.sleep(POLL_S)
             try:

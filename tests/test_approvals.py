@@ -110,6 +110,22 @@ def test_approve_with_a_reduced_quantity_never_a_larger_one(tmp_path: Path) -> N
     run(go())
 
 
+def test_the_timeout_counts_real_seconds_when_the_simulator_runs_fast(tmp_path: Path) -> None:
+    async def go() -> None:
+        e, _events = await _engine(tmp_path, timeout_s=120)
+        try:
+            e.submit_intent(buy(e, "BTC/USDT"))
+            [req] = e.approval_gate.pending()
+            e.clock.advance(3600)  # an hour of simulated market passes in an instant
+            assert e.approval_gate.expire_due() == []
+            assert 0 < req.seconds_left() <= 120  # what the dialog counts down: the operator still has time
+            assert e.approval_gate.pending() == [req]
+        finally:
+            await stop(e)
+
+    run(go())
+
+
 def test_timeout_rejects_never_approves(tmp_path: Path) -> None:
     async def go() -> None:
         e, events = await _engine(tmp_path, timeout_s=0.2)
