@@ -55,10 +55,16 @@ class _Fallback:
         self.failures = 0
 
 
+def _stamp(ticker: dict[str, Any]) -> tuple[Any, ...]:
+    return ticker.get("timestamp"), ticker.get("bid"), ticker.get("ask"), ticker.get("last")
+
+
 async def market_stream(venue: CcxtVenue, symbols: list[str]) -> AsyncIterator[list[MarketTick]]:
     ex = venue.exchange
     volumes: dict[str, Decimal] = {}
     fallback = _Fallback(venue, "market")
+    wanted = set(symbols)
+    seen: dict[str, tuple[Any, ...]] = {}
 
     def batch(tickers: dict[str, Any]) -> list[MarketTick]:
         out = {}
@@ -98,7 +104,14 @@ async def market_stream(venue: CcxtVenue, symbols: list[str]) -> AsyncIterator[l
         except Exception as exc:
             fallback.failed(exc)
             continue
-        ticks = batch(raw)
+        # watch_tickers returns only the message that woke it; the others that arrived meanwhile
+        # are in ccxt's cache, so take every symbol whose ticker changed since we last looked.
+        cached = getattr(ex, "tickers", None) or {}
+        fresh = {s: t for s, t in cached.items() if s in wanted and _stamp(t) != seen.get(s)}
+        fresh.update(raw)
+        for s, t in fresh.items():
+            seen[s] = _stamp(t)
+        ticks = batch(fresh)
         if ticks:
             yield ticks
 
