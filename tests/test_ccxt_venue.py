@@ -31,12 +31,14 @@ def only_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextlib.asynccontextmanager
-async def rig(key: str = KEY, secret: str = SECRET, **kw: Any) -> AsyncIterator[tuple[FakeBinance, CcxtVenue]]:
-    async with FakeBinance(api_key=KEY, api_secret=SECRET, symbols=SYMBOLS) as fake:
+async def rig(
+    key: str = KEY, secret: str = SECRET, symbols: list[str] = SYMBOLS, **kw: Any
+) -> AsyncIterator[tuple[FakeBinance, CcxtVenue]]:
+    async with FakeBinance(api_key=KEY, api_secret=SECRET, symbols=symbols) as fake:
         options: dict[str, Any] = {"timeout_s": 1.0, "poll_interval_s": 0.05, "backoff_s": 0.01, "ws_retry_s": 0.3}
         options.update(kw)
         endpoints = CcxtEndpoints(rest_public=fake.rest_url, ws_public=fake.ws_url, ws_private=fake.ws_api_url)
-        venue = CcxtVenue(SystemClock(), key, secret, symbols=SYMBOLS, endpoints=endpoints, **options)
+        venue = CcxtVenue(SystemClock(), key, secret, symbols=symbols, endpoints=endpoints, **options)
         try:
             yield fake, venue
         finally:
@@ -251,6 +253,34 @@ def test_market_stream_survives_dropped_websockets_and_falls_back_to_polling() -
             for batch in batches:
                 assert len({t.symbol for t in batch}) == len(batch)
                 assert all(t.bid <= t.ask for t in batch)
+
+    run(main)
+
+
+def test_every_symbols_ticker_arrives_when_many_are_watched() -> None:
+    """Binance sends one message per symbol; a burst of twelve must give twelve ticks, not one."""
+    many = [f"{c}{c}X/USDT" for c in "ABCDEFGHIJKL"]
+
+    async def main() -> None:
+        async with rig(symbols=many) as (fake, venue):
+            await venue.connect()
+            seen: set[str] = set()
+
+            async def pump() -> None:
+                async for batch in venue.market_stream(many):
+                    seen.update(t.symbol for t in batch)
+
+            task = asyncio.create_task(pump())
+            try:
+                await wait_for(lambda: fake.websocket_count > 0 and len(seen) >= 1, what="subscribed")
+                seen.clear()
+                fake.step()  # one burst: a ticker message for each of the twelve symbols
+                await wait_for(lambda: seen == set(many), what=f"all twelve tickers, saw {sorted(seen)}")
+                assert venue.stream_mode["market"] == "websocket"
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     run(main)
 
