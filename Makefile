@@ -59,5 +59,32 @@ bench: $(STAMP) system-deps-offscreen
 	$(BIN)/python bench/risk_check.py
 	$(BIN)/python bench/emergency_stop.py
 
+# The PyInstaller bundle (build_installer.spec). It is built on a host with the X11 libraries
+# installed so that they are bundled and the window opens on a machine without them.
+INSTALLER_STAMP := $(VENV)/.installer-stamp
+BUNDLE_DIR := dist/trading-console
+BUNDLE_EXE := $(BUNDLE_DIR)/trading-console
+
+$(INSTALLER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[installer]'
+	touch $(INSTALLER_STAMP)
+
+installer: $(INSTALLER_STAMP) system-deps-x11
+	$(BIN)/pyinstaller --noconfirm --log-level WARN build_installer.spec
+	cp packaging/install-desktop.sh $(BUNDLE_DIR)/
+	@echo "bundle: $(BUNDLE_DIR), $$(du -sm $(BUNDLE_DIR) | cut -f1) MB ($$(du -sh $(BUNDLE_DIR) | cut -f1))"
+
+# Runs the built binary offscreen in a throw-away home; fails on a non-zero exit or a missing marker.
+installer-check: $(INSTALLER_STAMP) system-deps-offscreen
+	@test -x $(BUNDLE_EXE) || { echo "$(BUNDLE_EXE) is missing: run make installer first"; exit 1; }
+	$(BIN)/python packaging/check_bundle.py $(BUNDLE_DIR)
+	$(BUNDLE_EXE) --version
+	@home=$$(mktemp -d); \
+	out=$$(TRADING_CONSOLE_HOME=$$home QT_QPA_PLATFORM=offscreen timeout 120 $(BUNDLE_EXE) --smoke-test 2>&1); rc=$$?; \
+	rm -rf "$$home"; echo "$$out"; \
+	if [ $$rc -ne 0 ]; then echo "installer check FAILED: exit code $$rc"; exit 1; fi; \
+	if ! echo "$$out" | grep -qx 'SMOKE-TEST OK'; then echo "installer check FAILED: no SMOKE-TEST OK line"; exit 1; fi; \
+	echo "installer check passed"
+
 clean:
 	rm -rf build dist .pytest_cache
