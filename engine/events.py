@@ -91,6 +91,14 @@ class AlertEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AlertAcknowledged(Event):
+    """The operator acknowledged alerts (journaled and audited by the AlertCenter)."""
+
+    alert_ids: tuple[str, ...]
+    operator: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProgressEvent(Event):
     """Progress of an emergency stop or close-all, shown until it is done."""
 
@@ -144,6 +152,8 @@ class EventBus:
         self._dispatch_cache: dict[type, tuple[Handler, ...]] = {}
         self._reporting_failure = False
         self.published = 0
+        # set by the AlertCenter so a failing handler's alert is de-duplicated like any other
+        self.alert_sink: Callable[[AlertEvent], object] | None = None
 
     def subscribe(self, handler: Handler, *event_types: type[Event]) -> Callable[[], None]:
         """Subscribe to the given types (all events when none). Returns an unsubscribe function."""
@@ -187,7 +197,7 @@ class EventBus:
         self._reporting_failure = True
         try:
             name = getattr(handler, "__qualname__", repr(handler))
-            self.publish(
+            (self.alert_sink or self.publish)(
                 AlertEvent(
                     ts=event.ts,
                     level=AlertLevel.WARNING,

@@ -166,10 +166,15 @@ class AlertRecord:
     code: str
     message: str
     key: str
+    alert_id: str = ""  # empty in rows written before alerts had ids
+    acked_at: datetime | None = None
+    acked_by: str = ""
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> AlertRecord:
-        return cls(r["id"], text_to_dt(r["ts"]), AlertLevel(r["level"]), r["code"], r["message"], r["key"])
+        acked = r.get("acked_at")
+        return cls(r["id"], text_to_dt(r["ts"]), AlertLevel(r["level"]), r["code"], r["message"], r["key"],
+                   r.get("alert_id") or "", text_to_dt(acked) if acked else None, r.get("acked_by") or "")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -242,7 +247,12 @@ TABLES: dict[str, tuple[dict[str, type], str, tuple[str, ...]]] = {
         "id",
         ("ts",),
     ),
-    "alerts": ({**_SERIAL, "ts": str, "level": int, "code": str, "message": str, "key": str}, "id", ()),
+    "alerts": (  # alert_id, acked_at, acked_by: added as columns to older journals on open
+        {**_SERIAL, "ts": str, "level": int, "code": str, "message": str, "key": str,
+         "alert_id": str, "acked_at": str, "acked_by": str},
+        "id",
+        ("alert_id",),
+    ),
     "denials": ({**_SERIAL, "ts": str, "code": str, "message": str, **INTENT.columns}, "id", ()),
     "incidents": ({**_SERIAL, "ts": str, "venue": str, "kind": str, "message": str}, "id", ("ts",)),
     "approvals": (
@@ -324,7 +334,8 @@ SQL = {
     "fill": _insert("fills", FILL.names, verb="INSERT OR IGNORE"),  # a fill is never counted twice
     "trade": _insert("trades", TRADE.names),
     "equity": _insert("equity", ["ts", *EQUITY_VALUES]),
-    "alert": _insert("alerts", ["ts", "level", "code", "message", "key"]),
+    "alert": _insert("alerts", ["ts", "level", "code", "message", "key", "alert_id"]),
+    "alert_ack": 'UPDATE "alerts" SET "acked_at" = ?, "acked_by" = ? WHERE "alert_id" = ? AND "acked_at" IS NULL',
     "denial": _insert("denials", ["ts", "code", "message", *INTENT.names]),
     "incident": _insert("incidents", ["ts", "venue", "kind", "message"]),
     "state": _upsert("state", ["key", "value"], "key"),
@@ -373,7 +384,8 @@ ENCODERS: dict[str, Callable[[Any], list[Any]]] = {
     "fill": FILL.encode,
     "trade": TRADE.encode,
     "equity": lambda p: [dt_to_text(p[0]), *map(dec_to_text, p[1:])],
-    "alert": lambda p: [dt_to_text(p[0]), AlertLevel(p[1]).value, p[2], p[3], p[4]],
+    "alert": lambda p: [dt_to_text(p[0]), AlertLevel(p[1]).value, p[2], p[3], p[4], p[5]],
+    "alert_ack": lambda p: [dt_to_text(p[0]), p[1], p[2]],
     "denial": lambda p: [dt_to_text(p[0]), p[2], p[3], *INTENT.encode(p[1])],
     "incident": lambda p: [dt_to_text(p[0]), p[1], p[2], p[3]],
     "state": _identity,
