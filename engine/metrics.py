@@ -6,6 +6,7 @@ this off the event loop, because pandas over a whole journal can take a while.
 Inputs:
   trades  list[ClosedTrade]               round trips, pnl net of fees
   curve   list[tuple[datetime, Decimal]]  equity samples, tz-aware UTC, any order
+          or a float pd.Series on a UTC DatetimeIndex (as_equity), for callers keeping long curves
   orders  list[Order], fills list[Fill]   optional, for execution quality
 
 What a number means when the data cannot define it:
@@ -98,6 +99,15 @@ def trades_frame(trades: Sequence[ClosedTrade]) -> pd.DataFrame:
     return df.sort_values(["closed_at", "opened_at"], kind="stable").reset_index(drop=True)[_TRADE_COLUMNS]
 
 
+def as_equity(curve: EquityCurve | pd.Series) -> pd.Series:
+    """The equity Series the figures are computed on. A float Series on a UTC DatetimeIndex (what a
+    caller keeping a long curve in arrays holds) gets the same sorting and de-duplication as a list."""
+    if isinstance(curve, pd.Series):
+        equity = curve.astype(float).sort_index(kind="stable").rename("equity")
+        return equity[~equity.index.duplicated(keep="last")]
+    return equity_frame(curve)["equity"]
+
+
 def equity_frame(curve: EquityCurve) -> pd.DataFrame:
     """Equity as floats on a sorted UTC index named "ts"; a repeated timestamp keeps its last sample."""
     index = pd.DatetimeIndex(pd.to_datetime([ts for ts, _ in curve], utc=True), name="ts")
@@ -178,7 +188,7 @@ def _daily_windows(equity: pd.Series, tz: str) -> list[tuple[date, float, np.nda
 
 
 def drawdown_stats(curve: EquityCurve, tz: str = "UTC") -> dict[str, Any]:
-    return _drawdown(equity_frame(curve)["equity"], tz)
+    return _drawdown(as_equity(curve), tz)
 
 
 def _drawdown(equity: pd.Series, tz: str) -> dict[str, Any]:
@@ -217,7 +227,7 @@ def _drawdown(equity: pd.Series, tz: str) -> dict[str, Any]:
 
 def daily_pnl(curve: EquityCurve, tz: str = "UTC") -> list[tuple[date, float, float]]:
     """(trading day, P&L, P&L in percent of the day's opening equity), oldest first."""
-    return _daily(equity_frame(curve)["equity"], tz)
+    return _daily(as_equity(curve), tz)
 
 
 def _daily(equity: pd.Series, tz: str) -> list[tuple[date, float, float]]:
@@ -256,7 +266,7 @@ def sharpe_with_basis(
     curve: EquityCurve, period: str = "1D", periods_per_year: float = 365, tz: str = "UTC"
 ) -> tuple[float, str]:
     """Annualised Sharpe and the period it was computed on (see the module notes on short runs)."""
-    return _sharpe(equity_frame(curve)["equity"], period, periods_per_year, tz)
+    return _sharpe(as_equity(curve), period, periods_per_year, tz)
 
 
 def _sharpe(equity: pd.Series, period: str, periods_per_year: float, tz: str) -> tuple[float, str]:
@@ -367,7 +377,7 @@ def _json_safe(value: Any) -> Any:
 
 def report(
     trades: Sequence[ClosedTrade],
-    curve: EquityCurve,
+    curve: EquityCurve | pd.Series,
     section: Literal["all", "trades", "drawdown"] = "all",
     orders: Sequence[Order] | None = None,
     fills: Sequence[Fill] | None = None,
@@ -377,7 +387,11 @@ def report(
     """One JSON-serialisable dict; the keys are listed in the module docstring."""
     if section not in ("all", "trades", "drawdown"):
         raise ValueError(f"unknown report section {section!r}; use all, trades or drawdown")
-    stamps = [ts for ts, _ in curve] + [t.opened_at for t in trades] + [t.closed_at for t in trades]
+    if isinstance(curve, pd.Series):
+        stamps: list[Any] = [curve.index.min(), curve.index.max()] if len(curve) else []
+    else:
+        stamps = [ts for ts, _ in curve]
+    stamps += [t.opened_at for t in trades] + [t.closed_at for t in trades]
     out: dict[str, Any] = {
         "section": section,
         "tz": tz,
@@ -389,7 +403,7 @@ def report(
         for by in _GROUP_KEYS:
             out[f"per_{by}"] = per_group(trades, by)  # type: ignore[arg-type]
     if section in ("all", "drawdown"):
-        equity = equity_frame(curve)["equity"]  # built once: it is the slow part on a long journal
+        equity = as_equity(curve)  # built once: it is the slow part on a long journal
         out.update(_drawdown(equity, tz))
         out["sharpe"], out["sharpe_basis"] = _sharpe(equity, "1D", 365, tz)
         out["daily"] = [{"date": d, "pnl": p, "pnl_pct": pct} for d, p, pct in _daily(equity, tz)]
@@ -398,7 +412,3 @@ def report(
         out["execution"] = execution_stats(orders or [], fills or [], reference_prices) if given else None
     return _json_safe(out)
 
-
-# --- text rendering ---------------------------------------------------------------------------
-
-# (key, label, kind) for each line of a block; kind picks the number format.

@@ -59,8 +59,15 @@ def _fmt(key: str, value: Any, kind: str) -> str:
     return f"{value:.2f}"
 
 
+def _cell(key: str, values: dict[str, Any], kind: str) -> str:
+    # None means "undefined": with winners and no loser the ratio is unbounded, not missing
+    if key == "profit_factor" and values[key] is None and values.get("wins"):
+        return "no losses"
+    return _fmt(key, values[key], kind)
+
+
 def _block(title: str, values: dict[str, Any], rows: list[tuple[str, str, str]]) -> list[str]:
-    cells = [(label, _fmt(key, values[key], kind)) for key, label, kind in rows if key in values]
+    cells = [(label, _cell(key, values, kind)) for key, label, kind in rows if key in values]
     lw, vw = max(len(c[0]) for c in cells), max(len(c[1]) for c in cells)
     return [title, "-" * len(title), *(f"  {label:<{lw}}  {value:>{vw}}" for label, value in cells), ""]
 
@@ -99,7 +106,7 @@ def format_report(rep: dict[str, Any]) -> str:
     for by in _GROUP_KEYS:
         groups: dict[str, dict[str, Any]] = rep.get(f"per_{by}") or {}
         rows = [
-            [name or "(none)"] + [_fmt(k, g[k], kind) for k, _, kind in columns] for name, g in groups.items()
+            [name or "(none)"] + [_cell(k, g, kind) for k, _, kind in columns] for name, g in groups.items()
         ]
         if rows:
             out += _table(f"By {by}", [by.capitalize()] + [label for _, label, _ in columns], rows)

@@ -425,4 +425,6 @@ def test_format_report_is_aligned_and_readable() -> None:
     assert "2026-01-05" in text and "ETH/USDT" in text and "(none)" in text  # untagged group
     only_trades = metrics_text.format_report(_sample_report(section="trades"))
     assert "Equity and drawdown" not in only_trades and "Profit factor" in only_trades
-    assert "n/a" in metrics_text.format_report(metrics.report([trade(5)], []))  # profit factor of winners only
+    # profit factor of winners only: unbounded, said so in words (the JSON holds None)
+    assert "no losses" in metrics_text.format_report(metrics.report([trade(5)], []))
+    assert "n/a" in metrics_text.format_report(metrics.report([], []))  # no trades: undefined
