@@ -19,6 +19,7 @@ from engine.paths import AppPaths
 from engine.strategies.ema_cross import EmaCross
 
 if TYPE_CHECKING:
+    from engine.venues.alpaca_venue import AlpacaVenue
     from engine.venues.ccxt_venue import CcxtVenue
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,10 @@ def build_engine(
     paths.ensure()
     journal = Journal(paths.journal_file)
     factory = (lambda e, symbols: EmaCross(e, symbols, settings.strategy)) if opts.with_strategy else None
-    if settings.engine.venue == "binance":
+    if settings.engine.venue in ("binance", "alpaca"):
         clock = SystemClock()
-        venue = binance_venue(settings, paths, clock)
+        make = binance_venue if settings.engine.venue == "binance" else alpaca_venue
+        venue = make(settings, paths, clock)
         return Engine(settings, venue, journal, clock, bus=bus, strategy_factory=factory, symbols=venue.symbols)
     if settings.engine.venue != "simulated":
         raise NotImplementedError(f"venue {settings.engine.venue!r} is not available yet")
@@ -100,12 +102,40 @@ def binance_venue(settings: Settings, paths: AppPaths, clock: Clock) -> CcxtVenu
 
     conf = dict(settings.venues.get("binance", {}))
     mode = VenueMode.TESTNET if conf.get("mode", "live") == "testnet" else VenueMode.LIVE
-    endpoints = CcxtEndpoints(
-        conf.get("rest_public"), conf.get("rest_private"), conf.get("ws_public"), conf.get("ws_private")
-    )
+    rest_public = conf.get("rest_public")
+    custom = str(conf.get("endpoint") or "").rstrip("/")
+    if not rest_public and custom and custom not in _BINANCE_DEFAULTS:  # the wizard's endpoint: a proxy, say
+        rest_public = custom + "/api/v3"
+    endpoints = CcxtEndpoints(rest_public, conf.get("rest_private"), conf.get("ws_public"), conf.get("ws_private"))
     key, secret = venue_credentials("binance", paths, str(conf.get("account", "default")))
-    tuning = {k: float(conf[k]) for k in ("timeout_s", "poll_interval_s", "backoff_s", "ws_retry_s") if k in conf}
+    tuning = {k: float(conf[k]) for k in _TUNING if k in conf}
     return CcxtVenue(
         clock, key, secret, exchange_id="binance", symbols=list(conf.get("symbols") or settings.simulator.symbols),
         mode=mode, endpoints=endpoints, **tuning,  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+_BINANCE_DEFAULTS = ("https://api.binance.com", "https://testnet.binance.vision")
+_TUNING = ("timeout_s", "poll_interval_s", "backoff_s", "ws_retry_s")
+
+
+def alpaca_venue(settings: Settings, paths: AppPaths, clock: Clock) -> AlpacaVenue:
+    """Alpaca through alpaca-py; paper unless settings.venues["alpaca"].mode is "live".
+
+    `endpoint` (the wizard's field) or `url_override` points the trading API elsewhere;
+    `data_url` and `stream_url` do the same for quotes and the trade-updates stream.
+    """
+    from engine.venues.alpaca_venue import AlpacaVenue
+
+    conf = dict(settings.venues.get("alpaca", {}))
+    paper = str(conf.get("mode", "paper")) != "live"
+    key, secret = venue_credentials("alpaca", paths, str(conf.get("account", "default")))
+    tuning = {k: float(conf[k]) for k in _TUNING if k in conf}
+    return AlpacaVenue(
+        clock, key, secret, paper=paper, url_override=conf.get("url_override") or conf.get("endpoint") or None,
+        stream_url=conf.get("stream_url"), data_url=conf.get("data_url"),
+        symbols=list(conf.get("symbols") or ALPACA_DEFAULT_SYMBOLS), **tuning,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+ALPACA_DEFAULT_SYMBOLS = ("SPY", "AAPL", "MSFT")

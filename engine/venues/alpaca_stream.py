@@ -97,6 +97,8 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
         ws = None
         try:
             ws = await _open(venue)
+            if venue.stream_mode.get("orders") == "polling":
+                venue.report_link("orders", True)
             venue.stream_mode["orders"] = "websocket"
             for update in await _poll(venue, seen):  # catch up on anything missed while away
                 yield update
@@ -115,12 +117,17 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # dropped, refused, timed out, unreadable: all mean poll for now
-            log.warning("%s: trade stream down (%s); polling", venue.name, venue.scrub(type(exc).__name__))
+            why = type(exc).__name__
+        else:
+            why = "closed by the venue"
         finally:
             if ws is not None:
                 await ws.close()
         if venue.closed:
             return
+        log.warning("%s: trade stream down (%s); polling", venue.name, venue.scrub(why))
+        if venue.stream_mode.get("orders") != "polling":
+            venue.report_link("orders", False, f"trade stream down ({why}); polling")
         venue.stream_mode["orders"] = "polling"
         deadline = loop.time() + venue.ws_retry_s
         while loop.time() < deadline and not venue.closed:
@@ -142,6 +149,7 @@ async def market_stream(venue: AlpacaVenue, symbols: list[str]) -> AsyncIterator
     last: dict[str, tuple[Any, ...]] = {}
     while not venue.closed:
         quotes: dict[str, Any] = {}
+        failed = ""
         try:
             if stocks:
                 quotes.update(await venue.call(stock_client.get_stock_latest_quote,
@@ -153,6 +161,10 @@ async def market_stream(venue: AlpacaVenue, symbols: list[str]) -> AsyncIterator
             if isinstance(exc, AuthenticationFailed):
                 raise
             log.warning("%s: quotes failed: %s", venue.name, venue.scrub(str(exc)))
+            failed = f"quotes failed ({type(exc).__name__})"
+        if bool(failed) != (venue.stream_mode.get("market") == "failing"):  # report each change once
+            venue.stream_mode["market"] = "failing" if failed else "polling"
+            venue.report_link("market", not failed, failed)
         batch = []
         for symbol, q in quotes.items():
             if not isinstance(q, dict):

@@ -27,7 +27,14 @@ from engine.clock import Clock
 from engine.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
 from engine.venues import alpaca_wire as wire
 from engine.venues.alpaca_wire import AlpacaEnvironment, timeout_session
-from engine.venues.base import OrderNotFound, OrderRejected, TransientVenueError, Venue, VenueError
+from engine.venues.base import (
+    AuthenticationFailed,
+    OrderNotFound,
+    OrderRejected,
+    TransientVenueError,
+    Venue,
+    VenueError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,6 +109,9 @@ class AlpacaVenue(Venue):
         self._trading, self._stock_data, self._crypto_data = trading, stock, crypto
 
     async def connect(self) -> None:
+        host, key = self._endpoint_kind(), self._key_kind()
+        if {host, key} == {"paper", "live"}:  # never trade a live account by mistake, nor test against one
+            raise AuthenticationFailed(f"{self.name}: a {key} key against the {host} endpoint {self.endpoint}")
         if self._trading is None:
             self._make_clients()
         self._closed = False
@@ -116,12 +126,17 @@ class AlpacaVenue(Venue):
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def _endpoint_kind(self) -> str:
+        host = urlparse(self.endpoint).hostname or ""
+        return "paper" if host == wire.PAPER_HOST else "live" if host == wire.LIVE_HOST else "custom"
+
+    def _key_kind(self) -> str:
+        key = self._credentials[0]
+        return "paper" if key.startswith("PK") else "live" if key.startswith("AK") else "unknown"
+
     async def environment_check(self) -> AlpacaEnvironment:
         """Paper or live, by endpoint, key prefix and the account itself (fails on a wrong key)."""
-        host = urlparse(self.endpoint).hostname or ""
-        kind = "paper" if host == wire.PAPER_HOST else "live" if host == wire.LIVE_HOST else "custom"
-        key = self._credentials[0]
-        key_kind = "paper" if key.startswith("PK") else "live" if key.startswith("AK") else "unknown"
+        kind, key_kind = self._endpoint_kind(), self._key_kind()
         if self._trading is None:
             self._make_clients()
         account = await self._call(self._trading.get_account)

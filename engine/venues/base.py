@@ -7,7 +7,7 @@ retry (transient), deny the intent (rejected), or halt (authentication).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -45,6 +45,12 @@ class OrderNotFound(VenueError):
 class Venue(abc.ABC):
     name: str = "venue"
     mode: VenueMode = VenueMode.SIMULATED
+    link_sink: Callable[[str, bool, str], None] | None = None  # set by the engine: (link, up, why)
+
+    def report_link(self, link: str, up: bool, message: str = "") -> None:
+        """A stream went down (fell back to polling) or came back; the engine journals and shows it."""
+        if self.link_sink is not None:
+            self.link_sink(link, up, message)
 
     @abc.abstractmethod
     async def connect(self) -> None: ...

@@ -49,9 +49,13 @@ class _Fallback:
         wait = self.venue.ws_retry_s * min(2 ** (self.failures - 1), _MAX_BACKOFF)
         self.until = asyncio.get_running_loop().time() + wait
         log.warning("%s %s websocket failed (%s); polling for %.1fs", self.venue.name, self.stream, err, wait)
+        if self.failures == 1:
+            self.venue.report_link(self.stream, False, f"websocket failed ({err}); polling")
         return err
 
     def ok(self) -> None:
+        if self.failures:
+            self.venue.report_link(self.stream, True)
         self.failures = 0
 
 
@@ -184,6 +188,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                 authenticate = getattr(ex, "authenticate", None)
                 if authenticate is not None:
                     await authenticate()  # subscribed first, so nothing falls between the poll and the stream
+                    fallback.ok()  # the venue acknowledged the subscription: the link is back
                 for update in await poll():
                     yield update
                 catch_up = False
