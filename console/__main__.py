@@ -23,6 +23,19 @@ def _speed(value: str) -> float | str:
     return f
 
 
+class _PrintVersion(argparse.Action):
+    """--version reads the package metadata only when asked (reading it costs ~15 ms at every start)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("trading-console")
+        except PackageNotFoundError:  # a source tree that was never pip-installed
+            found = "unknown"
+        parser.exit(message=f"{parser.prog} {found}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trading-console", description=__doc__)
     p.add_argument("--headless", action="store_true", help="run the engine without a window")
@@ -33,10 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="save a picture of the window, then exit")
     p.add_argument("--screenshot-after", type=float, default=20.0, metavar="SECONDS")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version and exit")
     sub = p.add_subparsers(dest="command")
     rep = sub.add_parser("report", help="print the performance metrics from the journal")
     rep.add_argument("--section", choices=["trades", "drawdown", "all"], default="all")
     rep.add_argument("--json", action="store_true", help="one JSON object")
+    summ = sub.add_parser("summary", help="the daily summary of a trading day, from the journal")
+    summ.add_argument("--day", metavar="YYYY-MM-DD", help="the trading day (default: the journal's latest)")
+    summ.add_argument("--json", action="store_true", help="one JSON object")
     aud = sub.add_parser("audit", help="the tamper-evident audit log")
     aud.add_argument("action", choices=["verify", "show"])
     stg = sub.add_parser("stage", help="the activation stage and the evidence for promotion")
@@ -54,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
             act.add_argument("--qty", help="approve a smaller quantity (never a larger one)")
         else:
             act.add_argument("--reason", default="", help="why")
+    sec = sub.add_parser("secrets", help="webhook URLs and SMTP passwords in the keyring, by name")
+    sec_sub = sec.add_subparsers(dest="secrets_action", required=True)
+    for name, text in (("set", "store a secret, read from a hidden prompt (or stdin)"), ("delete", "remove one")):
+        sec_sub.add_parser(name, help=text).add_argument("name", help="the name the config refers to")
     return p
 
 
@@ -68,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         from console.cli import report
 
         return report(paths, args.section, args.json)
+    if args.command == "summary":
+        from console.cli import summary
+
+        return summary(paths, args.day, args.json)
     if args.command == "audit":
         from console.cli import audit
 
@@ -76,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         from console.cli import stage
 
         return stage(paths, args.json)
+    if args.command == "secrets":
+        from console.cli import secrets
+
+        return secrets(paths, args.secrets_action, args.name)
     if args.command == "approvals":
         from console.cli import approvals
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QSettings
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
 from engine.config import Settings
@@ -63,8 +64,20 @@ def make_app() -> QApplication:
         app = QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
+    app.setDesktopFileName(APPLICATION)  # Wayland matches windows to trading-console.desktop by this
+    app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # the loop ends when the engine has shut down, not before
     return app
+
+
+def app_icon() -> QIcon:
+    """The application icon in every size shipped in resources/icons (empty if none is found)."""
+    from widgets.theme import resources_dir
+
+    icon = QIcon()
+    for png in sorted((resources_dir() / "icons").glob(f"{APPLICATION}-*.png")):
+        icon.addFile(str(png))
+    return icon
 
 
 def build_window(engine: Engine, store: QSettings) -> tuple[MainWindow, EngineBridge]:
@@ -72,6 +85,7 @@ def build_window(engine: Engine, store: QSettings) -> tuple[MainWindow, EngineBr
     from console.approvals_ui import ApprovalsController
     from console.bridge import EngineBridge
     from console.main_window import MainWindow
+    from console.notify_desktop import install_desktop_notifier
     from console.wizard import WizardLauncher
 
     window = MainWindow(engine, store)
@@ -81,6 +95,8 @@ def build_window(engine: Engine, store: QSettings) -> tuple[MainWindow, EngineBr
     window.wizard = WizardLauncher(engine, window)
     window.wizard_action.triggered.connect(window.wizard.open)
     bridge.alertRaised.connect(window.on_alert)
+    bridge.alertAcknowledged.connect(window.on_alert_acknowledged)
+    window.desktop_notifier = install_desktop_notifier(window, bridge)  # type: ignore[attr-defined]  # tray, sound
     bridge.stateChanged.connect(window.on_state_changed)
     bridge.progressed.connect(window.on_progress)
     bridge.stageChanged.connect(window.on_stage_changed)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.events import (
+    AlertAcknowledged,
     AlertEvent,
     ApprovalEvent,
     ConnectionEvent,
@@ -50,6 +51,7 @@ class EngineBridge(QObject):
     """
 
     alertRaised = Signal(object)  # AlertEvent (with an alert_id)
+    alertAcknowledged = Signal(object)  # AlertAcknowledged
     stateChanged = Signal(object)  # StateChanged
     progressed = Signal(object)  # ProgressEvent
     stageChanged = Signal(object)  # StageEvent
@@ -83,6 +85,7 @@ class EngineBridge(QObject):
             bus.subscribe(self._on_risk, RiskEvent),
             bus.subscribe(self._on_connection, ConnectionEvent),
             bus.subscribe(self._on_alert, AlertEvent),
+            bus.subscribe(self.alertAcknowledged.emit, AlertAcknowledged),
             bus.subscribe(self.stateChanged.emit, StateChanged),
             bus.subscribe(self.progressed.emit, ProgressEvent),
             bus.subscribe(self.stageChanged.emit, StageEvent),

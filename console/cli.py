@@ -20,11 +20,54 @@ def report(paths: AppPaths, section: str, as_json: bool) -> int:
         curve = [(p.ts, p.equity) for p in j.equity_curve()]
         orders = j.orders()
         fills = j.fills()
-    rep = metrics.report(trades, curve, section=section, orders=orders, fills=fills)
+    rep = metrics.report(trades, curve, section=section, orders=orders, fills=fills, tz=_trading_day_tz(paths))
     if as_json:
         print(json.dumps(rep, allow_nan=False, sort_keys=True))
     else:
         print(metrics_text.format_report(rep))
+    return 0
+
+
+def _trading_day_tz(paths: AppPaths) -> str:
+    """Daily figures split days where the engine does (a broken config is reported by the engine itself)."""
+    from engine.config import ConfigError, load_settings
+
+    try:
+        return load_settings(paths.config_file).engine.trading_day_tz
+    except ConfigError:
+        return "UTC"
+
+
+def summary(paths: AppPaths, day_text: str | None, as_json: bool) -> int:
+    """The daily summary of one trading day (default: the journal's latest day)."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.daily_summary import build_daily_summary, day_window
+    from engine.journal import Journal
+
+    try:
+        wanted = date.fromisoformat(day_text) if day_text else None
+    except ValueError:
+        print(f"{day_text!r} is not a day (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    if not paths.journal_file.exists():
+        print(f"no journal at {paths.journal_file}: run the engine first", file=sys.stderr)
+        return 1
+    tz = _trading_day_tz(paths)
+    with Journal(paths.journal_file) as j:
+        # the engine's time as the journal last saw it (a simulated run keeps its own clock)
+        far = datetime(9999, 1, 1, tzinfo=UTC)
+        last = j.equity_samples(far, far, before=True)
+        stamps = [r["ts"] for r in last] + [ts for ts in [j.last_fill_ts()] if ts is not None]
+        now = max(stamps, default=datetime.now(UTC))
+        day = wanted or now.astimezone(ZoneInfo(tz)).date()
+        until = now if now < day_window(day, tz)[1] else None  # a day still running: "up to" its last record
+        s = build_daily_summary(j, day, tz, until)
+    if as_json:
+        print(json.dumps(s.to_dict(), allow_nan=False, sort_keys=True))
+    else:
+        print(s.text(), end="")
     return 0
 
 
@@ -178,4 +221,38 @@ def approvals(
                 return 0 if rec.status == ("approved" if action == "approve" else "rejected") else 1
             time.sleep(0.1)
     print(f"{request_id}: decision queued; the engine applies it when it polls the journal")
+    return 0
+
+
+# --- issue 7: named secrets for the alert channels ---------------------------------------------
+
+
+def secrets(paths: AppPaths, action: str, name: str) -> int:
+    """``secrets set NAME`` / ``secrets delete NAME``: the value is never echoed or printed."""
+    import getpass
+
+    from engine.notify.named_secrets import delete_named_secret, store_named_secret
+    from engine.secrets import CredentialError, CredentialStore
+
+    def ask(prompt: str) -> str:  # hidden on a terminal; one line of stdin when piped
+        return getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+
+    store = CredentialStore(paths.data_dir)
+    try:
+        if store.needs_master_password:
+            print("no keyring service here: using the encrypted credential file", file=sys.stderr)
+            store.set_master_password(ask("Master password: "))
+        if action == "delete":
+            found = delete_named_secret(store, name)
+            print(f"deleted secret {name!r}" if found else f"no secret {name!r} stored")
+            return 0 if found else 1
+        value = ask(f"Value of {name}: ").strip()
+        if not value:
+            print("no value given: nothing stored", file=sys.stderr)
+            return 2
+        store_named_secret(store, name, value)
+    except CredentialError as exc:  # its messages never contain the value
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"stored secret {name!r} in the {store.backend} credential store")
     return 0

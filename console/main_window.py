@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.close_policy import ask_close_policy
+from console.performance_dock import PerformanceDock
 from engine.model import AlertLevel, Fill, MarketTick, Order, Position, RuleValue
 from engine.stages import STAGE_LABELS
 from widgets.alert_feed import AlertFeed
@@ -41,7 +42,15 @@ from widgets.trading_tables import FillsTable, OrdersTable, PositionsTable, fill
 
 if TYPE_CHECKING:
     from engine.engine import Engine
-    from engine.events import AlertEvent, ConnectionEvent, EquityEvent, ProgressEvent, StageEvent, StateChanged
+    from engine.events import (
+        AlertAcknowledged,
+        AlertEvent,
+        ConnectionEvent,
+        EquityEvent,
+        ProgressEvent,
+        StageEvent,
+        StateChanged,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +93,11 @@ class MainWindow(QMainWindow):
         self.price_chart = PriceChart()
         self.gauges = GaugePanel(columns=2)
         self.alerts = AlertFeed()
+        self.alerts.acknowledged.connect(self._queue_alert_ack)
+        self._alert_acks: list[str] = []
         self.approvals_panel = ApprovalsPanel()
+        self.performance = PerformanceDock(engine.journal, engine.settings, engine.clock.now, engine.bus, self,
+                                           active=lambda: not engine.stopped.is_set())
         self.approvals: Any = None  # console.approvals_ui.ApprovalsController, set by console.app
         self.wizard: Any = None  # console.wizard.WizardLauncher, set by console.app
 
@@ -108,6 +121,7 @@ class MainWindow(QMainWindow):
             ("orders", "Open orders", self.orders),
             ("fills", "Fills", self.fills),
             ("approvals", "Approvals", self.approvals_panel),
+            ("performance", "Performance", self.performance.view),
         ):
             dock = QDockWidget(title, self.dock_host)
             dock.setObjectName(f"dock_{key}")
@@ -171,6 +185,7 @@ class MainWindow(QMainWindow):
         host.tabifyDockWidget(d["alerts"], d["orders"])
         host.tabifyDockWidget(d["orders"], d["fills"])
         host.tabifyDockWidget(d["fills"], d["approvals"])
+        host.tabifyDockWidget(d["approvals"], d["performance"])
         host.addDockWidget(area.RightDockWidgetArea, d["gauges"])
         for dock in d.values():
             dock.setVisible(True)
@@ -350,6 +365,24 @@ class MainWindow(QMainWindow):
 
     def on_alert(self, ev: AlertEvent) -> None:
         self.alerts.add_alert(ev.alert_id, ev.level, ev.message, ev.ts, code=ev.code)
+
+    def _queue_alert_ack(self, alert_id: str) -> None:
+        # "Acknowledge all" emits one signal per alert: collect them into one journaled, audited act
+        if not self._alert_acks:
+            QTimer.singleShot(0, self._send_alert_acks)
+        self._alert_acks.append(alert_id)
+
+    def _send_alert_acks(self) -> None:
+        ids, self._alert_acks = self._alert_acks, []
+        center = self.engine.alert_center
+        if len(ids) == 1:
+            center.acknowledge(ids[0], self.operator)
+        elif ids:
+            center.acknowledge_many(ids, self.operator)
+
+    def on_alert_acknowledged(self, ev: AlertAcknowledged) -> None:
+        for alert_id in ev.alert_ids:  # acknowledged elsewhere (or echoed back): mark without re-sending
+            self.alerts.acknowledge(alert_id, notify=False)
 
     def on_progress(self, ev: ProgressEvent) -> None:
         self.big_buttons.set_progress(ev.operation, ev.message, ev.done, ev.total, ev.finished, ev.ok)

@@ -54,27 +54,35 @@ class OperatorCommands:
         if self._inflight:
             await asyncio.wait(list(self._inflight), timeout=max(0.1, deadline - loop.time()))
         total = max(len(self.orders), 1)
+        open_at_start = len(self.orders)
         self.bus.publish(
             ProgressEvent(self.clock.now(), operation, f"cancelling {len(self.orders)} open orders", 0, total)
         )
         attempt = 0
         ok = False
+        # First round: cancel where we know orders rest, without listing first (a venue-wide listing
+        # is the most expensive call on Binance and its rate-limit cost would delay the cancels).
+        # Every later round starts from the venue's own list, which also catches unknown orders.
+        known_first = bool(self.orders)
         while True:
-            try:
-                venue_open = await self.venue.open_orders()
-            except VenueError as exc:
-                venue_open = None
-                self._venue_failure("listing open orders", exc)
-            if venue_open is not None and not venue_open:
-                ok = True
-                break
-            if loop.time() >= deadline:
-                break
-            symbols = (
-                sorted({o.symbol for o in venue_open})
-                if venue_open
-                else sorted({o.symbol for o in self.orders.values()})
-            )
+            venue_open: list[Order] | None = None
+            if known_first:
+                symbols = sorted({o.symbol for o in self.orders.values()})
+            else:
+                try:
+                    venue_open = await self.venue.open_orders()
+                except VenueError as exc:
+                    self._venue_failure("listing open orders", exc)
+                if venue_open is not None and not venue_open:
+                    ok = True
+                    break
+                if loop.time() >= deadline:
+                    break
+                symbols = (
+                    sorted({o.symbol for o in venue_open})
+                    if venue_open
+                    else sorted({o.symbol for o in self.orders.values()})
+                )
             results = await asyncio.gather(
                 *(self.venue.cancel_all(s) for s in symbols), return_exceptions=True
             )
@@ -91,10 +99,12 @@ class OperatorCommands:
                     total,
                 )
             )
-            if not venue_open and remaining == 0:
+            if not known_first and not venue_open and remaining == 0:
                 ok = True
                 break
-            await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)] if attempt else 0)
+            if not known_first:
+                await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)] if attempt else 0)
+            known_first = False
             attempt += 1
         if ok:
             self._drop_local_orders("cancelled by " + operation)
@@ -104,10 +114,11 @@ class OperatorCommands:
             if ok
             else "orders may still be open at the venue"
         )
-        self.bus.publish(ProgressEvent(self.clock.now(), operation, msg, total if ok else 0, total, True, ok))
+        outcome = {"phase": "cancel", "orders": open_at_start, "still_open": len(self.orders)}
+        self.bus.publish(  # the AlertCenter's rules turn this into the "finished" / "incomplete" alert
+            ProgressEvent(self.clock.now(), operation, msg, total if ok else 0, total, True, ok, outcome)
+        )
         self.audit(f"{operation}_done", msg, {"ok": ok, "attempts": attempt + 1})
-        if not ok:
-            self.alert(AlertLevel.EMERGENCY, f"{operation}_incomplete", f"{operation}: {msg}")
         return ok
 
     def _drop_local_orders(self: Engine, reason: str) -> None:
@@ -226,12 +237,7 @@ class OperatorCommands:
                 self.clock.now(), "close_all", msg, total - len(left), total, True, not left, summary
             )
         )
-        self.audit("close_all_done", msg, summary, operator)
-        self.alert(
-            AlertLevel.CRITICAL if not left else AlertLevel.EMERGENCY,
-            "close_all_done" if not left else "close_all_incomplete",
-            f"Close all: {msg}",
-        )
+        self.audit("close_all_done", msg, summary, operator)  # the AlertCenter alerts on the ProgressEvent
         return summary
 
     # --- resume -------------------------------------------------------------------

@@ -16,11 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 from engine.activation import ActivationCommands
+from engine.alerts import AlertCenter
 from engine.approvals import ApprovalGate
 from engine.breakers import Breakers
 from engine.clock import Clock
 from engine.commands import OperatorCommands
 from engine.config import Settings
+from engine.connection import ConnectionHealth
+from engine.daily_summary_schedule import DailySummaryScheduler
 from engine.events import (
     AlertEvent,
     ConnectionEvent,
@@ -46,6 +49,7 @@ from engine.model import (
     Position,
     TradingState,
 )
+from engine.notify.dispatcher import AlertDispatcher
 from engine.order_flow import OrderFlow
 from engine.portfolio import Portfolio
 from engine.protection import Protection
@@ -76,6 +80,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         self.journal = journal
         self.clock = clock
         self.bus = bus or EventBus()
+        self.alert_center = AlertCenter.for_engine(self)  # every alert passes through it
         self.symbols = symbols or list(settings.simulator.symbols)
         self.operator = settings.engine.operator
         self._strategy_factory = strategy_factory
@@ -98,6 +103,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         self.protection = Protection(self)
         self.stage_manager = StageManager(self)
         self.approval_gate = ApprovalGate(self)
+        self.daily_summary = DailySummaryScheduler(self)  # end-of-day file and message
         self.new_positions_today = 0
         self._day_end: datetime | None = None
         self._next_sample: datetime | None = None
@@ -106,7 +112,10 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         self.stopped = asyncio.Event()
         self.market_events = 0
         self.connected = False
+        self.health = ConnectionHealth(self)  # links up or down; a lost one is a journaled incident
+        venue.link_sink = self.health.link
         self.bus.subscribe(self._journal_alert, AlertEvent)
+        self.notifier = AlertDispatcher.for_engine(self)  # webhooks, e-mail: queued, sent by its own tasks
 
     # --- life cycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -133,12 +142,14 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         self.bus.publish(
             ConnectionEvent(self.clock.now(), self.venue.name, True, await self.venue.ping_ms(), 0.0)
         )
+        self.notifier.start()
         self._tasks = [
             asyncio.create_task(self._pump_market(), name="market"),
             asyncio.create_task(self._pump_orders(), name="orders"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
             *self.start_activation(),  # stages and approvals
             *reconciler.tasks(),
+            *self.alert_center.tasks(),  # clock-driven alert rules
         ]
         self.audit("engine_start", f"venue {self.venue.name} ({self.venue.mode})", {"symbols": self.symbols})
 
@@ -200,6 +211,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks = []
+            await self.notifier.aclose()  # queued alerts get a short grace to go out
             self.journal.set_state("trading_state", self.risk.state.value)
             await asyncio.to_thread(self.journal.flush)
             await self.venue.close()
@@ -273,7 +285,9 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
                 self.breakers.on_data_age((now - last).total_seconds())
                 self.breakers.on_clock(self.clock.monotonic())
                 self.stage_manager.refresh_limits()  # the size schedule steps up with time
+                self.daily_summary.check(now)  # engine-clock time: a fast simulator gets one per day
                 ping = await self.venue.ping_ms()
+                self.health.on_ping(ping)
                 self.bus.publish(
                     ConnectionEvent(now, self.venue.name, self.connected, ping, (now - last).total_seconds())
                 )
@@ -393,11 +407,12 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         return self.instruments[symbol]
 
     # --- alerts, audit, errors ----------------------------------------------------
-    def alert(self, level: AlertLevel, code: str, message: str, key: str = "") -> None:
-        self.bus.publish(AlertEvent(self.clock.now(), level, code, message, key or code))
+    def alert(self, level: AlertLevel, code: str, message: str, key: str = "") -> AlertEvent | None:
+        """Through the AlertCenter: de-duplicated, given an id, published. None when suppressed."""
+        return self.alert_center.raise_alert(level, code, message, key)
 
     def _journal_alert(self, ev: AlertEvent) -> None:
-        self.journal.record_alert(ev.ts, ev.level, ev.code, ev.message, ev.key)
+        self.journal.record_alert(ev.ts, ev.level, ev.code, ev.message, ev.key, ev.alert_id)
 
     def audit(
         self, action: str, reason: str, details: dict[str, Any] | None = None, operator: str = ""

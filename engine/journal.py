@@ -149,8 +149,14 @@ class Journal:
     ) -> None:
         self._put("equity", (ts, equity, cash, unrealized, realized, drawdown))
 
-    def record_alert(self, ts: datetime, level: AlertLevel, code: str, message: str, key: str = "") -> None:
-        self._put("alert", (ts, level, code, message, key))
+    def record_alert(
+        self, ts: datetime, level: AlertLevel, code: str, message: str, key: str = "", alert_id: str = ""
+    ) -> None:
+        self._put("alert", (ts, level, code, message, key, alert_id))
+
+    def record_alert_ack(self, alert_id: str, ts: datetime, operator: str) -> None:
+        """Mark the alert acknowledged (the first acknowledgement wins)."""
+        self._put("alert_ack", (ts, operator, alert_id))
 
     def record_denial(self, ts: datetime, intent: OrderIntent, code: str, message: str) -> None:
         self._put("denial", (ts, intent, code, message))
@@ -398,6 +404,27 @@ class Journal:
         where, params = self._since("ts", since)
         rows = self._query(f"SELECT ts, equity, drawdown FROM equity{where} ORDER BY ts, id", params)
         return [EquityPoint(text_to_dt(r["ts"]), Decimal(r["equity"]), Decimal(r["drawdown"])) for r in rows]
+
+    def equity_samples(self, since: datetime, until: datetime, *, before: bool = False) -> list[dict[str, Any]]:
+        """Whole equity rows (ts, equity, cash, unrealized, realized, drawdown) with since <= ts < until.
+
+        With `before`, only the last row before `since` (a day opens at the previous day's close).
+        """
+        if before:
+            sql, params = "SELECT * FROM equity WHERE ts < ? ORDER BY ts DESC, id DESC LIMIT 1", [since]
+        else:
+            sql, params = "SELECT * FROM equity WHERE ts >= ? AND ts < ? ORDER BY ts, id", [since, until]
+        rows = self._query(sql, [dt_to_text(t) for t in params])
+        return [
+            {"ts": text_to_dt(r["ts"]), **{k: Decimal(r[k]) for k in schema.EQUITY_VALUES}} for r in rows
+        ]
+
+    def alerts_between(self, since: datetime, until: datetime) -> list[AlertRecord]:
+        """Every alert with since <= ts < until, oldest first."""
+        rows = self._query(
+            "SELECT * FROM alerts WHERE ts >= ? AND ts < ? ORDER BY ts, id", [dt_to_text(since), dt_to_text(until)]
+        )
+        return [AlertRecord.from_row(r) for r in rows]
 
     def _latest(self, table: str, limit: int) -> list[dict[str, Any]]:
         newest = f"SELECT * FROM {table} ORDER BY id DESC LIMIT ?"

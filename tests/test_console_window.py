@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import qasync
+import shiboken6
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
@@ -80,6 +81,7 @@ async def console(
         bridge.detach()
         engine.journal.close()
         window.finish_close()
+        shiboken6.delete(window)  # now, on this thread: left to the GC, another thread could delete it
 
 
 def open_long(engine: Engine, symbol: str, qty: str) -> None:
@@ -232,7 +234,6 @@ def test_layout_round_trips_through_qsettings(run: Runner, tmp_path: Path) -> No
             window.positions.set_column_visible("stop_loss", False)
             window.set_theme("light")
             window.save_layout()
-        window.deleteLater()
 
         async with console(tmp_path, speed=50, strategy=False) as (_engine, window, _bridge):
             host = window.dock_host
