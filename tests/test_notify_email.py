@@ -6,11 +6,9 @@ import asyncio
 import datetime as dt
 import ipaddress
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import keyring
 import pytest
 
 from engine.alerts_config import AlertsConfig, EmailChannelConfig
@@ -22,24 +20,17 @@ from engine.notify.named_secrets import resolve_named_secret, store_named_secret
 from engine.secrets import CredentialStore
 from tests.engine_rig import until
 from tests.fakes.smtp import FakeSmtpServer
-from tests.test_secrets import MemoryKeyring
+from tests.test_secrets import memory_keyring  # noqa: F401  (the fixture, used through pytestmark)
 
 pytestmark = pytest.mark.timeout(60)
 TS = dt.datetime(2026, 2, 2, 9, 30, tzinfo=dt.UTC)
 PASSWORD = "smtp-Pa55-w0rd-zz9"
 
 
+pytestmark = pytest.mark.usefixtures("memory_keyring")  # never the operator's keyring
+
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 30))
-
-
-@pytest.fixture(autouse=True)
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    before = keyring.get_keyring()
-    kr = MemoryKeyring()
-    keyring.set_keyring(kr)
-    yield kr
-    keyring.set_keyring(before)
 
 
 def email_config(port: int, **kw: Any) -> EmailChannelConfig:

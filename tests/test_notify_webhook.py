@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,24 +30,16 @@ from engine.paths import AppPaths
 from engine.secrets import CredentialStore
 from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
 from tests.fakes.webhook_receiver import SECRET_PATH, Receiver
-from tests.test_secrets import MemoryKeyring
+from tests.test_secrets import memory_keyring  # noqa: F401  (the fixture, used through pytestmark)
 
 pytestmark = pytest.mark.timeout(60)
 TS = datetime(2026, 2, 2, 9, 30, tzinfo=UTC)
 
 
+pytestmark = pytest.mark.usefixtures("memory_keyring")  # never the operator's keyring
+
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 30))
-
-
-@pytest.fixture(autouse=True)
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    """Never the operator's keyring: a dict for every test here."""
-    before = keyring.get_keyring()
-    kr = MemoryKeyring()
-    keyring.set_keyring(kr)
-    yield kr
-    keyring.set_keyring(before)
 
 
 class Sleeps:
