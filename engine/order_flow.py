@@ -49,7 +49,7 @@ class OrderFlow:
                 now=self.clock.monotonic(),
                 bypass_state=bypass_state,
                 exposure=pf.gross_exposure,
-                position_symbols=frozenset(p.symbol for p in pf.positions()),
+                position_symbols=pf.open_symbols(),
             )
         )
         if not decision.approved:

@@ -117,6 +117,9 @@ class Portfolio:
     def positions(self) -> list[Position]:
         return [b.snapshot() for b in self._books.values() if b.qty]
 
+    def open_symbols(self) -> frozenset[str]:
+        return frozenset(s for s, b in self._books.items() if b.qty)
+
     def open_count(self) -> int:
         return sum(1 for b in self._books.values() if b.qty)
 

@@ -34,6 +34,7 @@ from engine.venues.base import (
     TransientVenueError,
     Venue,
     VenueError,
+    round_trip_ms,
 )
 
 log = logging.getLogger(__name__)
@@ -353,13 +354,7 @@ class AlpacaVenue(Venue):
         return fill if not cum else _with_id(fill, fill_id(venue_id, cum))
 
     async def ping_ms(self) -> float | None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            await self._call(self._trading.get_clock)
-        except VenueError:
-            return None
-        return (loop.time() - started) * 1000
+        return await round_trip_ms(self._call(self._trading.get_clock))
 
     # -- streams ---------------------------------------------------------------------------------
 

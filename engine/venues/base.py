@@ -7,7 +7,8 @@ retry (transient), deny the intent (rejected), or halt (authentication).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -40,6 +41,17 @@ class AuthenticationFailed(VenueError):
 
 class OrderNotFound(VenueError):
     pass
+
+
+async def round_trip_ms(call: Awaitable[object]) -> float | None:
+    """How long one venue call took, in ms; None when it failed (for ping_ms)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        await call
+    except VenueError:
+        return None
+    return (loop.time() - started) * 1000
 
 
 class Venue(abc.ABC):

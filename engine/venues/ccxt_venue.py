@@ -23,7 +23,14 @@ from typing import Any, TypeVar
 from engine.clock import Clock
 from engine.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
 from engine.venues import ccxt_convert as cv
-from engine.venues.base import OrderNotFound, OrderRejected, TransientVenueError, Venue, VenueError
+from engine.venues.base import (
+    OrderNotFound,
+    OrderRejected,
+    TransientVenueError,
+    Venue,
+    VenueError,
+    round_trip_ms,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -319,13 +326,7 @@ class CcxtVenue(Venue):
         return cid
 
     async def ping_ms(self) -> float | None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            await self._call(self._ex.fetch_time)
-        except VenueError:
-            return None
-        return (loop.time() - started) * 1000
+        return await round_trip_ms(self._call(self._ex.fetch_time))
 
     # -- streams ---------------------------------------------------------------------------------
 
