@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.model import TradingState
+from engine.core.model import TradingState
 from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
 
 
@@ -54,9 +54,9 @@ async def measure(home: Path) -> dict[str, float]:
 
 async def measure_ccxt(home: Path) -> dict[str, float]:
     """The same emergency stop through real ccxt and HTTP against the Binance fake on 127.0.0.1."""
-    from engine.clock import SystemClock
-    from engine.engine import Engine
-    from engine.journal import Journal
+    from engine.app.kernel import Engine
+    from engine.core.clock import SystemClock
+    from engine.persistence.journal import Journal
     from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
     from tests.fakes.binance import FakeBinance
 

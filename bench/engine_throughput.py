@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import Settings
-from engine.factory import RunOptions, build_engine
-from engine.paths import AppPaths
+from engine.app.factory import RunOptions, build_engine
+from engine.core.config import Settings
+from engine.core.paths import AppPaths
 
 
 async def measure(sim_seconds: float, symbols: int, seed: int) -> dict[str, float]:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import RiskConfig
-from engine.model import Instrument, OrderIntent, Side
-from engine.risk import CheckInput, RiskEngine
+from engine.core.config import RiskConfig
+from engine.core.model import Instrument, OrderIntent, Side
+from engine.risk.risk_engine import CheckInput, RiskEngine
 
 
 def main(n: int = 100_000) -> None:

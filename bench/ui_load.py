@@ -39,11 +39,11 @@ async def drive(rate: int, symbols: int, seconds: float) -> dict[str, float]:
     from PySide6.QtCore import QSettings
 
     from console.app import build_window
-    from engine.config import Settings
-    from engine.events import MarketEvent, PositionEvent
-    from engine.factory import RunOptions, build_engine
-    from engine.model import MarketTick, Position
-    from engine.paths import app_paths
+    from engine.app.factory import RunOptions, build_engine
+    from engine.core.config import Settings
+    from engine.core.events import MarketEvent, PositionEvent
+    from engine.core.model import MarketTick, Position
+    from engine.core.paths import app_paths
 
     home = Path(tempfile.mkdtemp(prefix="tc-uiload-"))
     os.environ["TRADING_CONSOLE_HOME"] = str(home)

@@ -7,8 +7,8 @@ import logging
 import os
 import sys
 
-from engine.config import ConfigError, load_settings
-from engine.paths import app_paths
+from engine.core.config import ConfigError, load_settings
+from engine.core.paths import app_paths
 
 
 def _speed(value: str) -> float | str:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    from engine.factory import RunOptions
+    from engine.app.factory import RunOptions
 
     opts = RunOptions(seed=args.seed, speed=args.speed)
     if not args.headless:
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 "no display available: running headless (set DISPLAY or WAYLAND_DISPLAY for the window)",
                 file=sys.stderr,
             )
-    from engine.headless import main_headless
+    from engine.app.headless import main_headless
 
     return main_headless(settings, paths, opts, args.duration)
 

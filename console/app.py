@@ -23,14 +23,14 @@ from PySide6.QtCore import QEvent, QObject, QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
-from engine.config import Settings
-from engine.factory import RunOptions
-from engine.paths import AppPaths
+from engine.app.factory import RunOptions
+from engine.core.config import Settings
+from engine.core.paths import AppPaths
 
 if TYPE_CHECKING:
     from console.bridge import EngineBridge
     from console.main_window import MainWindow
-    from engine.engine import Engine
+    from engine.app.kernel import Engine
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ async def run_window(
     screenshot: str | None = None,
     screenshot_after_s: float = 20.0,
 ) -> int:
-    from engine.factory import build_engine
+    from engine.app.factory import build_engine
 
     engine = build_engine(settings, paths, opts)
     window, bridge = build_window(engine, store)

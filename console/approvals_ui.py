@@ -20,8 +20,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from widgets.approval_dialog import ApprovalDialog, ApprovalsPanel
 
 if TYPE_CHECKING:
-    from engine.engine import Engine
-    from engine.events import ApprovalEvent
+    from engine.app.kernel import Engine
+    from engine.core.events import ApprovalEvent
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.events import (
+from engine.core.events import (
     AlertAcknowledged,
     AlertEvent,
     ApprovalEvent,
@@ -35,10 +35,10 @@ from engine.events import (
     StageEvent,
     StateChanged,
 )
-from engine.model import Fill, MarketTick, Order, Position
+from engine.core.model import Fill, MarketTick, Order, Position
 
 if TYPE_CHECKING:
-    from engine.engine import Engine
+    from engine.app.kernel import Engine
 
 FLUSH_MS = 50
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
-from engine.paths import AppPaths
+from engine.core.paths import AppPaths
 
 
 def report(paths: AppPaths, section: str, as_json: bool) -> int:
-    from engine import metrics, metrics_text
-    from engine.journal import Journal
+    from engine.analytics import metrics, metrics_text
+    from engine.persistence.journal import Journal
 
     if not paths.journal_file.exists():
         print(f"no journal at {paths.journal_file}: run the engine first", file=sys.stderr)
@@ -30,7 +30,7 @@ def report(paths: AppPaths, section: str, as_json: bool) -> int:
 
 def _trading_day_tz(paths: AppPaths) -> str:
     """Daily figures split days where the engine does (a broken config is reported by the engine itself)."""
-    from engine.config import ConfigError, load_settings
+    from engine.core.config import ConfigError, load_settings
 
     try:
         return load_settings(paths.config_file).engine.trading_day_tz
@@ -43,8 +43,8 @@ def summary(paths: AppPaths, day_text: str | None, as_json: bool) -> int:
     from datetime import UTC, date, datetime
     from zoneinfo import ZoneInfo
 
-    from engine.daily_summary import build_daily_summary, day_window
-    from engine.journal import Journal
+    from engine.alerts.daily_summary import build_daily_summary, day_window
+    from engine.persistence.journal import Journal
 
     try:
         wanted = date.fromisoformat(day_text) if day_text else None
@@ -72,13 +72,13 @@ def summary(paths: AppPaths, day_text: str | None, as_json: bool) -> int:
 
 
 def audit(paths: AppPaths, action: str) -> int:
-    from engine.audit import verify_audit
+    from engine.persistence.audit import verify_audit
 
     if not paths.journal_file.exists():
         print(f"no journal at {paths.journal_file}", file=sys.stderr)
         return 1
     if action == "show":
-        from engine.journal import Journal
+        from engine.persistence.journal import Journal
 
         with Journal(paths.journal_file) as j:
             for row in j.audit_rows():
@@ -104,11 +104,11 @@ def _journal_now(journal: object, since: object) -> object:
 
 
 def stage(paths: AppPaths, as_json: bool) -> int:
-    from engine.config import ConfigError, load_settings
-    from engine.journal import Journal
-    from engine.journal_schema import text_to_dt
-    from engine.stage_limits import stage_limits
-    from engine.stages import STAGE_LABELS, JournalData, evaluate, load_journal_data
+    from engine.activation.stages import STAGE_LABELS, JournalData, evaluate, load_journal_data
+    from engine.core.config import ConfigError, load_settings
+    from engine.persistence.journal import Journal
+    from engine.persistence.journal_schema import text_to_dt
+    from engine.risk.stage_limits import stage_limits
 
     try:
         settings = load_settings(paths.config_file)
@@ -169,8 +169,8 @@ def approvals(
     from datetime import UTC, datetime
     from decimal import Decimal, InvalidOperation
 
-    from engine.approvals import DECISION_KEY
-    from engine.journal import Journal
+    from engine.activation.approvals import DECISION_KEY
+    from engine.persistence.journal import Journal
 
     if not paths.journal_file.exists():
         print(f"no journal at {paths.journal_file}: run the engine first", file=sys.stderr)
@@ -231,8 +231,8 @@ def secrets(paths: AppPaths, action: str, name: str) -> int:
     """``secrets set NAME`` / ``secrets delete NAME``: the value is never echoed or printed."""
     import getpass
 
-    from engine.notify.named_secrets import delete_named_secret, store_named_secret
-    from engine.secrets import CredentialError, CredentialStore
+    from engine.alerts.notify.named_secrets import delete_named_secret, store_named_secret
+    from engine.persistence.secrets import CredentialError, CredentialStore
 
     def ask(prompt: str) -> str:  # hidden on a terminal; one line of stdin when piped
         return getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")

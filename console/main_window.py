@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 
 from console.close_policy import ask_close_policy
 from console.performance_dock import PerformanceDock
-from engine.model import AlertLevel, Fill, MarketTick, Order, Position, RuleValue
-from engine.stages import STAGE_LABELS
+from engine.activation.stages import STAGE_LABELS
+from engine.core.model import AlertLevel, Fill, MarketTick, Order, Position, RuleValue
 from widgets.alert_feed import AlertFeed
 from widgets.approval_dialog import ApprovalsPanel
 from widgets.big_buttons import BigButtons
@@ -41,8 +41,8 @@ from widgets.top_bar import TopBar
 from widgets.trading_tables import FillsTable, OrdersTable, PositionsTable, fill_row, order_row, position_row
 
 if TYPE_CHECKING:
-    from engine.engine import Engine
-    from engine.events import (
+    from engine.app.kernel import Engine
+    from engine.core.events import (
         AlertAcknowledged,
         AlertEvent,
         ConnectionEvent,

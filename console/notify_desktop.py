@@ -19,13 +19,13 @@ from PySide6.QtCore import QObject, QProcess, QSettings
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QApplication, QMainWindow, QStyle, QSystemTrayIcon
 
-from engine.alerts_config import AlertsConfig
-from engine.model import AlertLevel
+from engine.core.alerts_config import AlertsConfig
+from engine.core.model import AlertLevel
 from widgets.theme import resources_dir
 
 if TYPE_CHECKING:
     from console.bridge import EngineBridge
-    from engine.events import AlertEvent
+    from engine.core.events import AlertEvent
 
 log = logging.getLogger(__name__)
 

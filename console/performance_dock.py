@@ -1,6 +1,6 @@
 """Glue between the journal and the performance view.
 
-The figures are `engine.metrics.report` over the journal's trades and equity curve with the
+The figures are `engine.analytics.metrics.report` over the journal's trades and equity curve with the
 trading-day zone, exactly what `trading-console report` computes; a period keeps the trades
 closed, and the equity recorded, since its start on the engine's clock. The journal is read
 incrementally (only rows newer than the last read) into arrays, and the work runs on one
@@ -24,14 +24,14 @@ import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine import metrics
-from engine.events import EventBus, PositionEvent
-from engine.model import ClosedTrade
+from engine.analytics import metrics
+from engine.core.events import EventBus, PositionEvent
+from engine.core.model import ClosedTrade
 from widgets.performance_view import PerformanceView
 
 if TYPE_CHECKING:
-    from engine.config import Settings
-    from engine.journal import Journal
+    from engine.core.config import Settings
+    from engine.persistence.journal import Journal
 
 log = logging.getLogger(__name__)
 

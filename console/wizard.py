@@ -31,12 +31,12 @@ from console.wizard_pages import (
     _label,
     _verdict,
 )
-from engine.config import save_settings
-from engine.secrets import CredentialStore
-from engine.stages import LIVE_STAGES, STAGE_LABELS, Evaluation, next_stage
+from engine.activation.stages import LIVE_STAGES, STAGE_LABELS, Evaluation, next_stage
+from engine.core.config import save_settings
+from engine.persistence.secrets import CredentialStore
 
 if TYPE_CHECKING:
-    from engine.engine import Engine
+    from engine.app.kernel import Engine
 
 log = logging.getLogger(__name__)
 

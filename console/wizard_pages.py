@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from engine.environment import DEFAULT_ENDPOINTS, environment_check, infer_key_kind
-from engine.secrets import CredentialError
-from engine.stages import STAGE_LABELS, Criterion
+from engine.activation.stages import STAGE_LABELS, Criterion
+from engine.core.environment import DEFAULT_ENDPOINTS, environment_check, infer_key_kind
+from engine.persistence.secrets import CredentialError
 from widgets import theme
 
 if TYPE_CHECKING:

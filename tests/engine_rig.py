@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from engine.clock import SimClock
-from engine.config import Settings
-from engine.engine import Engine
-from engine.journal import Journal
-from engine.model import OrderIntent, OrderType, Side, TradingState
+from engine.app.kernel import Engine
+from engine.core.clock import SimClock
+from engine.core.config import Settings
+from engine.core.model import OrderIntent, OrderType, Side, TradingState
+from engine.persistence.journal import Journal
 from engine.venues.simulated import SimulatedVenue
 
 START = datetime(2026, 2, 2, 9, tzinfo=UTC)

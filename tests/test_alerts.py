@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from engine.alerts import AlertCenter, Sources
-from engine.alerts_config import AlertRulesConfig
-from engine.clock import SimClock
-from engine.events import (
+from engine.activation.stages import Criterion, Evaluation
+from engine.alerts.center import AlertCenter, Sources
+from engine.core.alerts_config import AlertRulesConfig
+from engine.core.clock import SimClock
+from engine.core.events import (
     AlertAcknowledged,
     AlertEvent,
     ApprovalEvent,
@@ -28,8 +29,7 @@ from engine.events import (
     MarketEvent,
     ProgressEvent,
 )
-from engine.journal import Journal
-from engine.model import (
+from engine.core.model import (
     AlertLevel,
     Fill,
     MarketTick,
@@ -42,7 +42,7 @@ from engine.model import (
     Side,
     TradingState,
 )
-from engine.stages import Criterion, Evaluation
+from engine.persistence.journal import Journal
 from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
 
 pytestmark = pytest.mark.timeout(120)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.model import AlertLevel
+from engine.core.model import AlertLevel
 from tests.test_console_window import Runner, console, run, until
 
 __all__ = ["run"]  # the qasync runner fixture, shared with the console window tests

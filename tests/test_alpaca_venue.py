@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from engine.clock import SystemClock
-from engine.model import Order, OrderStatus, OrderType, OrderUpdate, Side
+from engine.core.clock import SystemClock
+from engine.core.model import Order, OrderStatus, OrderType, OrderUpdate, Side
 from engine.venues.alpaca_venue import AlpacaVenue
 from engine.venues.base import AuthenticationFailed, OrderRejected, TransientVenueError
 from tests.fakes.alpaca import FakeAlpaca

@@ -23,11 +23,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from console.app import build_window
 from console.main_window import MainWindow
-from engine.config import Settings
-from engine.engine import Engine
-from engine.factory import RunOptions, build_engine
-from engine.model import OrderIntent, Side, TradingState
-from engine.paths import app_paths
+from engine.app.factory import RunOptions, build_engine
+from engine.app.kernel import Engine
+from engine.core.config import Settings
+from engine.core.model import OrderIntent, Side, TradingState
+from engine.core.paths import app_paths
 from widgets.approval_dialog import ApprovalDialog, countdown_text
 from widgets.theme import apply_theme
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.approvals import ApprovalGate
-from engine.events import ApprovalEvent
-from engine.journal import Journal
-from engine.model import OrderIntent, Side, TradingState
-from engine.paths import AppPaths
+from engine.activation.approvals import ApprovalGate
+from engine.core.events import ApprovalEvent
+from engine.core.model import OrderIntent, Side, TradingState
+from engine.core.paths import AppPaths
+from engine.persistence.journal import Journal
 from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
 
 

@@ -3,10 +3,10 @@
 import math
 from decimal import Decimal as D
 
-from engine.breakers import Breakers
-from engine.config import RiskConfig
-from engine.model import TradingState
-from engine.risk import RiskEngine
+from engine.core.config import RiskConfig
+from engine.core.model import TradingState
+from engine.risk.breakers import Breakers
+from engine.risk.risk_engine import RiskEngine
 
 
 class Rig:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from engine.clock import SystemClock
-from engine.model import MarketTick, Order, OrderStatus, OrderType, OrderUpdate, Side, VenueMode
+from engine.core.clock import SystemClock
+from engine.core.model import MarketTick, Order, OrderStatus, OrderType, OrderUpdate, Side, VenueMode
 from engine.venues.base import AuthenticationFailed, OrderRejected, TransientVenueError
 from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
 from tests.fakes.binance import FakeBinance

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from engine.journal import Journal
-from engine.journal_schema import dt_to_text
-from engine.model import ClosedTrade, Side
+from engine.core.model import ClosedTrade, Side
+from engine.persistence.journal import Journal
+from engine.persistence.journal_schema import dt_to_text
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, Settings, load_settings, save_settings
+from engine.core.config import ConfigError, Settings, load_settings, save_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -25,11 +25,11 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
 from console.app import build_window
 from console.bridge import EngineBridge
 from console.main_window import MainWindow
-from engine.config import Settings
-from engine.engine import Engine
-from engine.factory import RunOptions, build_engine
-from engine.model import OrderIntent, Side, TradingState
-from engine.paths import app_paths
+from engine.app.factory import RunOptions, build_engine
+from engine.app.kernel import Engine
+from engine.core.config import Settings
+from engine.core.model import OrderIntent, Side, TradingState
+from engine.core.paths import app_paths
 from widgets.theme import apply_theme
 
 pytestmark = pytest.mark.timeout(120)
@@ -212,7 +212,7 @@ def test_resume_refused_while_a_breaker_holds(run: Runner, tmp_path: Path) -> No
 
 
 def test_alert_appears_in_the_feed(run: Runner, tmp_path: Path) -> None:
-    from engine.model import AlertLevel
+    from engine.core.model import AlertLevel
 
     async def scenario() -> None:
         async with console(tmp_path, speed=50, strategy=False) as (engine, window, _bridge):

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from engine.journal_schema import WORKING_STATUSES
+from engine.persistence.journal_schema import WORKING_STATUSES
 from tests.fakes import binance_wire as wire
 from tests.fakes.binance import FakeBinance
 

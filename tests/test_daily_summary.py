@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import metrics
-from engine.config import save_settings
-from engine.daily_summary import DayData, build_daily_summary, day_window
-from engine.daily_summary_schedule import STATE_KEY, due_days, fire_time
-from engine.events import AlertEvent
-from engine.journal import Journal
-from engine.journal_schema import AlertRecord
-from engine.model import AlertLevel, ClosedTrade, Fill, Side
-from engine.paths import AppPaths
+from engine.alerts.daily_summary import DayData, build_daily_summary, day_window
+from engine.alerts.daily_summary_schedule import STATE_KEY, due_days, fire_time
+from engine.analytics import metrics
+from engine.core.config import save_settings
+from engine.core.events import AlertEvent
+from engine.core.model import AlertLevel, ClosedTrade, Fill, Side
+from engine.core.paths import AppPaths
+from engine.persistence.journal import Journal
+from engine.persistence.journal_schema import AlertRecord
 from tests.engine_rig import START, buy, make_engine, settings_for, started, stop, until
 
 pytestmark = pytest.mark.timeout(120)

@@ -4,7 +4,7 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from engine.model import OrderStatus, TradingState
+from engine.core.model import OrderStatus, TradingState
 from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
 
 

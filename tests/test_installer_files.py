@@ -148,7 +148,7 @@ def test_icon_exists_as_svg_and_in_every_png_size() -> None:
 
 
 def test_example_config_is_valid_and_holds_the_defaults() -> None:
-    from engine.config import Settings, load_settings
+    from engine.core.config import Settings, load_settings
 
     assert load_settings(RESOURCES / "config.example.toml") == Settings()
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import EquityPoint, Journal, verify_audit
-from engine.model import (
+from engine.core.model import (
     AlertLevel,
     ClosedTrade,
     Fill,
@@ -26,6 +25,7 @@ from engine.model import (
     OrderType,
     Side,
 )
+from engine.persistence.journal import EquityPoint, Journal, verify_audit
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -335,7 +335,7 @@ def test_verify_detects_altered_details_and_rehashed_row(path: Path) -> None:
         "SELECT id, ts, operator, action, reason, prev_hash FROM audit WHERE id = 2"
     ).fetchone()
     conn.close()
-    from engine.audit import audit_hash
+    from engine.persistence.audit import audit_hash
 
     forged = audit_hash(row[5], 2, row[1], row[2], row[3], row[4], '{"n":1,"px":"9.99"}')
     tamper(path, f"""UPDATE audit SET details = '{{"n":1,"px":"9.99"}}', hash = '{forged}' WHERE id = 2""")

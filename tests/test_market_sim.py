@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from engine.model import MarketTick
+from engine.core.model import MarketTick
 from engine.venues.market_sim import MarketSimulator
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)

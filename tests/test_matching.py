@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from engine.model import Instrument, Liquidity, MarketTick, Order, OrderStatus, OrderType, Side
+from engine.core.model import Instrument, Liquidity, MarketTick, Order, OrderStatus, OrderType, Side
 from engine.venues.matching import MatchingEngine
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

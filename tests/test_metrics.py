@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine import metrics, metrics_text
-from engine.model import ClosedTrade, Fill, Order, OrderStatus, OrderType, Side
+from engine.analytics import metrics, metrics_text
+from engine.core.model import ClosedTrade, Fill, Order, OrderStatus, OrderType, Side
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from engine import metrics, metrics_text
-from engine.model import ClosedTrade, Side
+from engine.analytics import metrics, metrics_text
+from engine.core.model import ClosedTrade, Side
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 

@@ -12,9 +12,9 @@ from pytestqt.qtbot import QtBot
 
 from console.app import build_window
 from console.notify_desktop import DesktopNotifier, SoundPlayer
-from engine.alerts_config import AlertsConfig
-from engine.events import AlertEvent
-from engine.model import AlertLevel
+from engine.core.alerts_config import AlertsConfig
+from engine.core.events import AlertEvent
+from engine.core.model import AlertLevel
 from tests.engine_rig import make_engine
 from widgets.theme import resources_dir
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from engine.alerts_config import AlertsConfig, EmailChannelConfig
-from engine.events import AlertEvent, EventBus
-from engine.model import AlertLevel
-from engine.notify.dispatcher import AlertDispatcher
-from engine.notify.email import EmailChannel
-from engine.notify.named_secrets import resolve_named_secret, store_named_secret
-from engine.secrets import CredentialStore
+from engine.alerts.notify.dispatcher import AlertDispatcher
+from engine.alerts.notify.email import EmailChannel
+from engine.alerts.notify.named_secrets import resolve_named_secret, store_named_secret
+from engine.core.alerts_config import AlertsConfig, EmailChannelConfig
+from engine.core.events import AlertEvent, EventBus
+from engine.core.model import AlertLevel
+from engine.persistence.secrets import CredentialStore
 from tests.engine_rig import until
 from tests.fakes.smtp import FakeSmtpServer
 from tests.test_secrets import memory_keyring  # noqa: F401  (the fixture, used through pytestmark)

@@ -20,14 +20,14 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from engine.alerts_config import WebhookConfig
-from engine.events import AlertEvent, EventBus
-from engine.model import AlertLevel, OrderStatus
-from engine.notify.dispatcher import AlertDispatcher
-from engine.notify.named_secrets import load_named_secret, store_named_secret
-from engine.notify.webhook import WebhookChannel
-from engine.paths import AppPaths
-from engine.secrets import CredentialStore
+from engine.alerts.notify.dispatcher import AlertDispatcher
+from engine.alerts.notify.named_secrets import load_named_secret, store_named_secret
+from engine.alerts.notify.webhook import WebhookChannel
+from engine.core.alerts_config import WebhookConfig
+from engine.core.events import AlertEvent, EventBus
+from engine.core.model import AlertLevel, OrderStatus
+from engine.core.paths import AppPaths
+from engine.persistence.secrets import CredentialStore
 from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
 from tests.fakes.webhook_receiver import SECRET_PATH, Receiver
 from tests.test_secrets import memory_keyring  # noqa: F401  (the fixture, used through pytestmark)
@@ -262,7 +262,7 @@ def test_daily_summary_goes_out_regardless_of_min_level_when_sending_is_on() -> 
 
 def test_a_missing_secret_is_a_delivery_failure_naming_the_secret(tmp_path: Path) -> None:
     async def scenario() -> list[AlertEvent]:
-        from engine.alerts_config import AlertsConfig
+        from engine.core.alerts_config import AlertsConfig
 
         cfg = AlertsConfig(webhooks=[hook("ops")])
         bus = EventBus()
@@ -289,7 +289,7 @@ def test_cli_stores_the_url_and_the_channel_reads_it(tmp_path: Path, monkeypatch
     data_dir = AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "logs").data_dir
 
     async def scenario() -> list[tuple[str, dict[str, Any]]]:
-        from engine.alerts_config import AlertsConfig
+        from engine.core.alerts_config import AlertsConfig
 
         async with Receiver() as rx:
             monkeypatch.setattr("sys.stdin", io.StringIO(rx.url() + "\n"))
@@ -314,7 +314,7 @@ def test_without_a_keyring_the_environment_gives_the_url(tmp_path: Path, monkeyp
     keyring.set_keyring(fail.Keyring())  # the autouse fixture restores the previous backend
 
     async def scenario() -> int:
-        from engine.alerts_config import AlertsConfig
+        from engine.core.alerts_config import AlertsConfig
 
         async with Receiver() as rx:
             monkeypatch.setenv("TRADING_CONSOLE_SECRET_OPS_URL", rx.url())

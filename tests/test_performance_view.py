@@ -19,11 +19,11 @@ from PySide6.QtWidgets import QFileDialog
 
 from console.cli import report as cli_report
 from console.performance_dock import PerformanceDock, period_start
-from engine import metrics
-from engine.config import Settings, save_settings
-from engine.journal import Journal
-from engine.model import ClosedTrade, Side
-from engine.paths import AppPaths
+from engine.analytics import metrics
+from engine.core.config import Settings, save_settings
+from engine.core.model import ClosedTrade, Side
+from engine.core.paths import AppPaths
+from engine.persistence.journal import Journal
 from widgets.format import fmt_duration
 from widgets.performance_parts import EQUITY_CSV_HEADER, TRADE_CSV_HEADER
 
@@ -247,8 +247,8 @@ def test_the_window_has_a_performance_dock_that_agrees_with_the_report(
     from PySide6.QtCore import QSettings
 
     from console.app import build_window
-    from engine.factory import RunOptions, build_engine
-    from engine.paths import app_paths
+    from engine.app.factory import RunOptions, build_engine
+    from engine.core.paths import app_paths
     from widgets.theme import apply_theme
 
     monkeypatch.setenv("TRADING_CONSOLE_HOME", str(tmp_path / "home"))

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
-from engine.model import Fill, Side
-from engine.portfolio import Portfolio
+from engine.core.model import Fill, Side
+from engine.oms.portfolio import Portfolio
 
 T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 _n = iter(range(1, 10_000))

@@ -9,10 +9,10 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
-from engine.clock import SystemClock
-from engine.engine import Engine
-from engine.journal import Journal
-from engine.model import Order, OrderIntent, OrderStatus, OrderType, Side, TradingState
+from engine.app.kernel import Engine
+from engine.core.clock import SystemClock
+from engine.core.model import Order, OrderIntent, OrderStatus, OrderType, Side, TradingState
+from engine.persistence.journal import Journal
 from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
 from tests.engine_rig import settings_for, until
 from tests.fakes.binance import FakeBinance

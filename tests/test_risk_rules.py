@@ -4,9 +4,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from engine.config import RiskConfig
-from engine.model import Instrument, OrderIntent, OrderType, Side, TradingState
-from engine.risk import CheckInput, RiskEngine
+from engine.core.config import RiskConfig
+from engine.core.model import Instrument, OrderIntent, OrderType, Side, TradingState
+from engine.risk.risk_engine import CheckInput, RiskEngine
 
 BTC = Instrument("BTC/USDT", "BTC", "USDT", D("0.01"), D("0.0001"), D("0.0001"), D("10"))
 

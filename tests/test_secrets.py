@@ -11,11 +11,11 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail
 
-from engine.config import Settings, save_settings
-from engine.environment import environment_check, infer_key_kind
-from engine.journal import Journal
-from engine.paths import app_paths
-from engine.secrets import (
+from engine.core.config import Settings, save_settings
+from engine.core.environment import environment_check, infer_key_kind
+from engine.core.paths import app_paths
+from engine.persistence.journal import Journal
+from engine.persistence.secrets import (
     CredentialStore,
     MasterPasswordRequired,
     WrongMasterPassword,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from engine.clock import SimClock
-from engine.model import Order, OrderStatus, OrderType, OrderUpdate, Side
+from engine.core.clock import SimClock
+from engine.core.model import Order, OrderStatus, OrderType, OrderUpdate, Side
 from engine.venues.base import OrderNotFound, OrderRejected, TransientVenueError
 from engine.venues.simulated import SimulatedVenue
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from engine.model import OrderStatus
+from engine.core.model import OrderStatus
 from tests.engine_rig import buy, make_engine, settings_for, started, stop, until
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import StagesConfig
-from engine.model import OrderIntent, Side
-from engine.stage_limits import stage_limits
+from engine.core.config import StagesConfig
+from engine.core.model import OrderIntent, Side
+from engine.risk.stage_limits import stage_limits
 from tests.engine_rig import START, make_engine, settings_for, started, stop, until
 from tests.test_risk_rules import buy, ci, make
 

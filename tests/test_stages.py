@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from engine.config import StagesConfig
-from engine.events import StageEvent
-from engine.journal_schema import IncidentRecord
-from engine.model import ClosedTrade, Fill, Order, OrderStatus, OrderType, Side, TradingState
-from engine.stages import STAGES, Evaluation, JournalData, evaluate
+from engine.activation.stages import STAGES, Evaluation, JournalData, evaluate
+from engine.core.config import StagesConfig
+from engine.core.events import StageEvent
+from engine.core.model import ClosedTrade, Fill, Order, OrderStatus, OrderType, Side, TradingState
+from engine.persistence.journal_schema import IncidentRecord
 from tests.engine_rig import make_engine, started, stop
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -254,7 +254,7 @@ async def _promotion_refused_while_failing_then_allowed(tmp_path: Path) -> None:
         assert not ok and "first stage" in msg
     finally:
         await stop(e)
-    from engine.journal import Journal
+    from engine.persistence.journal import Journal
 
     with Journal(tmp_path / "journal.sqlite") as j:
         actions = [r["action"] for r in j.audit_rows()]

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from engine.clock import SystemClock
-from engine.engine import Engine
-from engine.events import ConnectionEvent
-from engine.journal import Journal
-from engine.model import OrderIntent, OrderType, Side, TradingState
+from engine.app.kernel import Engine
+from engine.core.clock import SystemClock
+from engine.core.events import ConnectionEvent
+from engine.core.model import OrderIntent, OrderType, Side, TradingState
+from engine.persistence.journal import Journal
 from engine.venues.alpaca_venue import AlpacaVenue
 from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
 from tests.engine_rig import settings_for, stop
@@ -181,8 +181,8 @@ def test_alpaca_trade_stream_loss_is_a_connection_incident(tmp_path: Path) -> No
 
 
 def test_the_factory_builds_an_alpaca_engine_from_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.factory import RunOptions, build_engine
-    from engine.paths import AppPaths
+    from engine.app.factory import RunOptions, build_engine
+    from engine.core.paths import AppPaths
 
     async def main() -> None:
         async with FakeAlpaca(api_key="PKFACTORY", secret_key="fsecret-7d0e", symbols=["AAPL", "SPY"]) as fake:

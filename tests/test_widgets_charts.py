@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QPushButton
 
-from engine.model import RuleValue
+from engine.core.model import RuleValue
 from widgets.equity_chart import EquityChart
 from widgets.gauges import GaugePanel, RiskGauge, format_rule_value
 from widgets.price_chart import PriceChart

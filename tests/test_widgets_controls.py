@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QDialog
 
-from engine.model import AlertLevel
+from engine.core.model import AlertLevel
 from widgets import theme
 from widgets.alert_feed import AlertFeed
 from widgets.big_buttons import BigButtons

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
 
-from engine.model import Order, OrderStatus, OrderType, Position, Side
+from engine.core.model import Order, OrderStatus, OrderType, Position, Side
 from widgets import format as fmt
 from widgets.table_model import Column, RawRole, RecordTableModel, SortRole
 from widgets.theme import current_palette

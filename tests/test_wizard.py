@@ -26,11 +26,11 @@ from console.app import build_window
 from console.main_window import MainWindow
 from console.wizard import DONE_KEY, ActivationWizard, Page
 from console.wizard_pages import CONFIRM_PHRASE
-from engine.config import Settings, StageCriteria, load_settings
-from engine.engine import Engine
-from engine.factory import RunOptions, build_engine
-from engine.paths import app_paths
-from engine.secrets import CredentialStore
+from engine.app.factory import RunOptions, build_engine
+from engine.app.kernel import Engine
+from engine.core.config import Settings, StageCriteria, load_settings
+from engine.core.paths import app_paths
+from engine.persistence.secrets import CredentialStore
 from widgets.theme import apply_theme
 
 pytestmark = pytest.mark.timeout(120)

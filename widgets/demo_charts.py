@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-from engine.model import RuleValue
+from engine.core.model import RuleValue
 
 _NOW = datetime(2025, 3, 14, 15, 30, tzinfo=UTC)  # fixed, so the picture is reproducible
 

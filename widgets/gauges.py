@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
-from engine.model import RuleValue
+from engine.core.model import RuleValue
 from widgets.theme import current_palette
 
 _EPS = 1e-9  # 0.6 / 1.0 must read as "at warn", whatever the float rounding

@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from engine.model import ClosedTrade
+from engine.core.model import ClosedTrade
 from widgets import format as fmt
 from widgets.table_model import Column
 from widgets.theme import current_palette, repolish

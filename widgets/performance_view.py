@@ -1,7 +1,7 @@
 """The performance view: trade success, drawdown against the limits, results by symbol, strategy
 and signal tag, for a chosen period, with CSV export of the trades and the equity curve.
 
-It is handed a metrics report as a plain dict (the keys of `engine.metrics.report`, the very
+It is handed a metrics report as a plain dict (the keys of `engine.analytics.metrics.report`, the very
 dict `trading-console report --json` prints) plus the period's trades and equity samples for
 export; the console computes them, so the view shows the report's figures and nothing else.
 Figures are tiles that reflow with the width and scroll in a short dock rather than squash.
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.model import ClosedTrade
+from engine.core.model import ClosedTrade
 from widgets import format as fmt
 from widgets.performance_parts import (
     GROUP_COLUMNS,
@@ -220,7 +220,7 @@ class PerformanceView(QWidget):
     def set_report(
         self, report: Report, limits: Mapping[str, float] | None = None, as_of: datetime | None = None
     ) -> None:
-        """Show a metrics report dict (engine.metrics.report keys); limits are fractions of equity."""
+        """Show a metrics report dict (engine.analytics.metrics.report keys); limits are fractions of equity."""
         lim = {**DEFAULT_LIMITS, **(limits or {})}
         self._report = r = dict(report)
         for key, _caption, _tip, show in (*_SUCCESS, *_EQUITY):

@@ -2,7 +2,7 @@
 
 Each table takes plain dicts (documented per class; values may be Decimal,
 float, str, enum or datetime) and knows nothing of the engine. The helpers
-``position_row``/``order_row``/``fill_row`` turn `engine.model` values into
+``position_row``/``order_row``/``fill_row`` turn `engine.core.model` values into
 those dicts. Column visibility is chosen from the header's context menu.
 """
 
@@ -24,7 +24,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QVBoxLayout, QWidget
 
-from engine.model import Fill, Order, OrderStatus, Position
+from engine.core.model import Fill, Order, OrderStatus, Position
 from widgets import format as fmt
 from widgets.table_model import ButtonDelegate, Column, RecordTableModel, SortRole
 

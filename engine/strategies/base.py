@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from engine.model import Bar, Fill, Instrument, MarketTick, Order, OrderIntent, Position
+from engine.core.model import Bar, Fill, Instrument, MarketTick, Order, OrderIntent, Position
 
 
 class StrategyContext(Protocol):

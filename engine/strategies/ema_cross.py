@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.config import StrategyConfig
-from engine.model import Bar, OrderIntent, Side
+from engine.core.config import StrategyConfig
+from engine.core.model import Bar, OrderIntent, Side
 from engine.strategies.base import Strategy, StrategyContext
 
 

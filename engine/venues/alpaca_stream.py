@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine.model import MarketTick, Order, OrderUpdate
+from engine.core.model import MarketTick, Order, OrderUpdate
 from engine.venues import alpaca_wire as wire
 from engine.venues.base import AuthenticationFailed, VenueError
 

@@ -23,8 +23,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from engine.clock import Clock
-from engine.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
+from engine.core.clock import Clock
+from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
 from engine.venues import alpaca_wire as wire
 from engine.venues.alpaca_wire import AlpacaEnvironment, timeout_session
 from engine.venues.base import (

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.model import ZERO, Fill, Instrument, Liquidity, Order, OrderStatus, OrderType, Side
+from engine.core.model import ZERO, Fill, Instrument, Liquidity, Order, OrderStatus, OrderType, Side
 from engine.venues.base import (
     AuthenticationFailed,
     OrderNotFound,

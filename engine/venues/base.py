@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 
-from engine.model import Balance, Fill, Instrument, MarketTick, Order, OrderUpdate, VenueMode
+from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderUpdate, VenueMode
 
 
 class VenueError(Exception):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from engine.model import ZERO, Fill, Instrument, Liquidity, MarketTick, Order, OrderStatus, OrderType, Side
+from engine.core.model import ZERO, Fill, Instrument, Liquidity, MarketTick, Order, OrderStatus, OrderType, Side
 from engine.venues.base import (
     AuthenticationFailed,
     OrderNotFound,

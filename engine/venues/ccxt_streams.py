@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine.model import ZERO, MarketTick, Order, OrderUpdate
+from engine.core.model import ZERO, MarketTick, Order, OrderUpdate
 from engine.venues import ccxt_convert as cv
 from engine.venues.base import AuthenticationFailed, VenueError
 

@@ -20,8 +20,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from engine.clock import Clock
-from engine.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
+from engine.core.clock import Clock
+from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
 from engine.venues import ccxt_convert as cv
 from engine.venues.base import (
     OrderNotFound,

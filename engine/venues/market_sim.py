@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from engine.model import Instrument, MarketTick
+from engine.core.model import Instrument, MarketTick
 
 RANGE, UP, DOWN = 0, 1, 2
 REGIME_NAMES = ("range", "up", "down")

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from engine.model import (
+from engine.core.model import (
     ZERO,
     Balance,
     Fill,

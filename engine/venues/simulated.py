@@ -16,8 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from engine.clock import SimClock
-from engine.model import ZERO, Balance, Fill, Instrument, MarketTick, Order, OrderStatus, OrderUpdate, VenueMode
+from engine.core.clock import SimClock
+from engine.core.model import ZERO, Balance, Fill, Instrument, MarketTick, Order, OrderStatus, OrderUpdate, VenueMode
 from engine.venues.base import OrderNotFound, OrderRejected, TransientVenueError, Venue
 from engine.venues.market_sim import MarketSimulator
 from engine.venues.matching import MatchingEngine, as_decimal

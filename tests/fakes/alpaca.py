@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from engine.model import Instrument, MarketTick, Order, OrderStatus, OrderType, OrderUpdate, Side
+from engine.core.model import Instrument, MarketTick, Order, OrderStatus, OrderType, OrderUpdate, Side
 from engine.venues.matching import MatchingEngine
 from tests.fakes.faults import FaultPlan
 

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from engine.model import Fill, MarketTick, Order, OrderStatus, OrderUpdate
+from engine.core.model import Fill, MarketTick, Order, OrderStatus, OrderUpdate
 from engine.venues.market_sim import MarketSimulator
 from engine.venues.matching import MatchingEngine
 from tests.fakes import binance_wire as wire

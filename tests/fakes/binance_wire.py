@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from engine.model import Fill, Instrument, Liquidity, Order, OrderStatus, OrderType, Side
+from engine.core.model import Fill, Instrument, Liquidity, Order, OrderStatus, OrderType, Side
 
 STATUS_TO_WIRE = {
     OrderStatus.PENDING: "NEW",

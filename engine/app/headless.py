@@ -1,0 +1,69 @@
+"""Run the engine without a window: status lines on stdout, clean shutdown on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+
+from engine.app.factory import RunOptions, build_engine
+from engine.app.kernel import Engine
+from engine.core.config import Settings
+from engine.core.paths import AppPaths
+
+
+async def run_headless(
+    settings: Settings,
+    paths: AppPaths,
+    opts: RunOptions,
+    duration_s: float | None,
+    status_every_s: float = 5.0,
+) -> int:
+    engine = build_engine(settings, paths, opts)
+    loop = asyncio.get_running_loop()
+    stop_reason: list[str] = []
+
+    def on_signal(name: str) -> None:
+        stop_reason.append(name)
+        engine.stopped.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+    await engine.start()
+    print(
+        f"trading-console headless: {engine.venue.name} ({engine.venue.mode}), state {engine.risk.state.value}, "
+        f"journal {paths.journal_file}",
+        flush=True,
+    )
+    status = asyncio.create_task(_print_status(engine, status_every_s))
+    try:
+        await engine.run(duration_s)
+    finally:
+        status.cancel()
+        if stop_reason:
+            print(f"received {stop_reason[0]}: shutting down ({settings.engine.shutdown})", flush=True)
+        await engine.shutdown()
+        print(engine.status_line(), flush=True)
+        engine.journal.close()
+    return 0
+
+
+async def _print_status(engine: Engine, every_s: float) -> None:
+    next_at = time.monotonic()
+    while True:
+        await asyncio.sleep(min(every_s, 0.5))
+        if time.monotonic() >= next_at:
+            print(engine.status_line(), flush=True)
+            next_at = time.monotonic() + every_s
+
+
+def main_headless(settings: Settings, paths: AppPaths, opts: RunOptions, duration_s: float | None) -> int:
+    try:
+        return asyncio.run(run_headless(settings, paths, opts, duration_s))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        sys.stdout.flush()

@@ -1,0 +1,345 @@
+"""Validated settings, TOML in and out.
+
+A bad file is refused with the file, the field, the value and the rule
+(`risk.daily_loss_limit: 1.5 is not a fraction between 0 and 1`), never a traceback.
+Secrets never live here: credentials are referenced by keyring name only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.core.alerts_config import AlertsConfig
+
+
+def _fraction(v: float) -> float:
+    if not 0 < v < 1:
+        raise ValueError("is not a fraction between 0 and 1")
+    return v
+
+
+def _fraction_or_zero(v: float) -> float:
+    if not 0 <= v < 1:
+        raise ValueError("is not a fraction between 0 (off) and 1")
+    return v
+
+
+def _positive(v: float) -> float:
+    if v <= 0:
+        raise ValueError("must be greater than 0")
+    return v
+
+
+def _positive_int(v: int) -> int:
+    if v < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return v
+
+
+Fraction = Annotated[float, AfterValidator(_fraction)]
+FractionOrZero = Annotated[float, AfterValidator(_fraction_or_zero)]
+Positive = Annotated[float, AfterValidator(_positive)]
+PositiveInt = Annotated[int, AfterValidator(_positive_int)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RiskConfig(_Section):
+    risk_per_trade: Fraction = 0.005
+    size_schedule: list[Fraction] = Field(default_factory=lambda: [0.005, 0.01, 0.015, 0.02])
+    max_position_notional: Fraction = 0.25  # one order's notional as a share of equity
+    daily_loss_limit: Fraction = 0.05
+    max_drawdown: Fraction = 0.15
+    close_all_on_drawdown: bool = False
+    max_concurrent_positions: PositiveInt = 5
+    max_new_positions_per_day: PositiveInt = 3
+    cash_reserve: FractionOrZero = 0.25
+    stop_loss_required: bool = True
+    max_slippage: Fraction = 0.005
+    max_orders_per_second: Positive = 5.0
+    max_consecutive_losses: PositiveInt = 5
+    stale_data_s: Positive = 30.0
+    venue_error_burst: PositiveInt = 5
+    venue_error_window_s: Positive = 60.0
+    max_volatility: Positive = 0.05  # realised, per hour, as a fraction
+    volatility_window_s: Positive = 900.0
+    symbol_allowlist: list[str] = Field(default_factory=list)  # empty: every symbol of the venue
+    warn_at: Fraction = 0.8
+
+    @field_validator("size_schedule")
+    @classmethod
+    def _schedule_rises(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("must list at least one step")
+        if any(b < a for a, b in itertools.pairwise(v)):
+            raise ValueError("must not decrease from one step to the next")
+        if v[-1] > 0.02:
+            raise ValueError("must not exceed 0.02 (2% of equity per trade)")
+        return v
+
+
+class ApprovalConfig(_Section):
+    enabled: bool = True
+    policy: Literal["all", "new_positions", "notional_above", "by_stage"] = "by_stage"
+    notional_threshold: Positive = 1000.0
+    timeout_s: Positive = 1800.0
+    stages: list[str] = Field(default_factory=lambda: ["live_micro", "live_scaling", "production"])
+
+
+def _non_negative(v: float) -> float:
+    if v < 0:
+        raise ValueError("must not be negative")
+    return v
+
+
+NonNegative = Annotated[float, AfterValidator(_non_negative)]
+NonNegativeInt = Annotated[int, AfterValidator(_non_negative)]
+StageName = Literal["paper", "testnet", "live_micro", "live_scaling", "production"]
+VenueModeName = Literal["simulated", "paper", "testnet", "live"]
+
+
+def _risk_schedule(v: list[float]) -> list[float]:
+    if not v:
+        raise ValueError("must list at least one step")
+    if any(b < a for a, b in itertools.pairwise(v)):
+        raise ValueError("must not decrease from one step to the next")
+    if v[-1] > 0.02:
+        raise ValueError("must not exceed 0.02 (2% of equity per trade)")
+    return v
+
+
+RiskSchedule = Annotated[list[Fraction], AfterValidator(_risk_schedule)]
+
+
+class StageCriteria(_Section):
+    """What a stage must show before promotion; None switches a criterion off."""
+
+    min_days: NonNegative = 0.0
+    min_trades: NonNegativeInt = 0
+    min_win_rate: Fraction | None = None
+    max_drawdown: Fraction | None = None
+    max_unexpected_errors: NonNegativeInt | None = None
+    min_fill_rate: Fraction | None = None
+    max_avg_slippage: Fraction | None = None
+    max_connection_incidents: NonNegativeInt | None = None
+    max_win_rate_gap: Fraction | None = None  # against the win rate measured on paper
+
+
+class StageConfig(_Section):
+    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["simulated", "paper"])
+    capital_cap: Positive | None = None  # quote currency; None: full capital
+    size_schedule: RiskSchedule = Field(default_factory=lambda: [0.005, 0.01])
+    symbol_allowlist: list[str] = Field(default_factory=list)  # empty: every symbol
+    max_symbols: PositiveInt | None = None
+    max_capital_step: Fraction | None = None  # a raise of capital per step, as a fraction
+    criteria: StageCriteria = Field(default_factory=StageCriteria)
+
+
+def _micro_cap(v: float | None) -> float | None:
+    if v is None or not 1000 <= v <= 5000:
+        raise ValueError("must be between 1000 and 5000 (live micro risks little real money)")
+    return v
+
+
+def _scaling_step(v: float | None) -> float | None:
+    if v is None or v > 0.5:
+        raise ValueError("must be at most 0.5 (capital rises by 50% per step at most)")
+    return v
+
+
+class LiveMicroConfig(StageConfig):
+    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["live"])
+    capital_cap: Annotated[Positive | None, AfterValidator(_micro_cap)] = 1000.0
+    max_symbols: PositiveInt | None = 1
+    criteria: StageCriteria = Field(
+        default_factory=lambda: StageCriteria(
+            min_days=14, max_win_rate_gap=0.05, max_avg_slippage=0.005, max_connection_incidents=0
+        )
+    )
+
+
+class LiveScalingConfig(StageConfig):
+    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["live"])
+    capital_cap: Positive | None = 5000.0
+    size_schedule: RiskSchedule = Field(default_factory=lambda: [0.015, 0.02])
+    max_capital_step: Annotated[Fraction | None, AfterValidator(_scaling_step)] = 0.5
+    criteria: StageCriteria = Field(
+        default_factory=lambda: StageCriteria(min_days=14, min_win_rate=0.5, max_drawdown=0.03)
+    )
+
+
+class RedFlagsConfig(_Section):
+    """Conditions that demote (or halt) by themselves, measured since the stage began."""
+
+    min_win_rate: Fraction = 0.40
+    min_trades: PositiveInt = 10  # the win-rate flag waits for this many closed trades
+    max_daily_drawdown: Fraction = 0.05
+    max_consecutive_losses: PositiveInt = 5
+    max_slippage: Fraction = 0.01
+    action: Literal["demote", "halt", "demote_and_halt"] = "demote_and_halt"
+    check_every_s: Positive = 60.0
+
+
+class StagesConfig(_Section):
+    initial: StageName = "paper"
+    paper: StageConfig = Field(
+        default_factory=lambda: StageConfig(
+            size_schedule=[0.005, 0.01, 0.015, 0.02],
+            criteria=StageCriteria(
+                min_days=7, min_trades=20, min_win_rate=0.5, max_drawdown=0.03, max_unexpected_errors=0
+            ),
+        )
+    )
+    testnet: StageConfig = Field(
+        default_factory=lambda: StageConfig(
+            venue_modes=["testnet", "paper"],
+            criteria=StageCriteria(
+                min_days=7, min_fill_rate=0.95, max_avg_slippage=0.005, max_connection_incidents=0
+            ),
+        )
+    )
+    live_micro: LiveMicroConfig = Field(default_factory=LiveMicroConfig)
+    live_scaling: LiveScalingConfig = Field(default_factory=LiveScalingConfig)
+    production: StageConfig = Field(
+        default_factory=lambda: StageConfig(
+            venue_modes=["live"],
+            size_schedule=[0.02],
+            criteria=StageCriteria(min_days=28, min_win_rate=0.5, max_drawdown=0.03),
+        )
+    )
+    red_flags: RedFlagsConfig = Field(default_factory=RedFlagsConfig)
+
+    def stage(self, name: str) -> StageConfig:
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+
+class SimulatorConfig(_Section):
+    seed: int = 42
+    speed: float | Literal["max"] = 1.0
+    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    starting_cash: Positive = 100_000.0
+    tick_interval_s: Positive = 0.25
+    maker_fee: FractionOrZero = 0.0008
+    taker_fee: FractionOrZero = 0.001
+    latency_ms: float = 0.0
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, v: float | str) -> float | str:
+        if v != "max" and float(v) <= 0:
+            raise ValueError("must be a positive factor or 'max'")
+        return v
+
+
+class StrategyConfig(_Section):
+    name: Literal["ema_cross"] = "ema_cross"
+    timeframe_s: Positive = 5.0
+    fast: PositiveInt = 8
+    slow: PositiveInt = 21
+    atr_period: PositiveInt = 14
+    atr_stop_mult: Positive = 2.0
+    take_profit_mult: Positive = 3.0
+    max_hold_s: Positive = 1800.0
+    allow_short: bool = False
+
+    @field_validator("slow")
+    @classmethod
+    def _slow_after_fast(cls, v: int, info: Any) -> int:
+        fast = info.data.get("fast")
+        if fast is not None and v <= fast:
+            raise ValueError(f"must be greater than strategy.fast ({fast})")
+        return v
+
+
+class EngineConfig(_Section):
+    venue: Literal["simulated", "binance", "alpaca"] = "simulated"
+    trading_day_tz: str = "UTC"
+    shutdown: Literal["keep", "cancel_orders", "close_all"] = "cancel_orders"
+    equity_sample_s: Positive = 5.0
+    operator: str = "operator"
+
+    @field_validator("trading_day_tz")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known time zone (e.g. UTC, America/New_York)") from None
+        return v
+
+
+class Settings(_Section):
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    approvals: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    venues: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    stages: StagesConfig = Field(default_factory=StagesConfig)
+
+    @property
+    def starting_cash(self) -> Decimal:
+        return Decimal(str(self.simulator.starting_cash))
+
+
+class ConfigError(Exception):
+    """A config the operator must fix; str() is the whole human message."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown setting (check the spelling)"
+    if kind == "missing":
+        return f"{loc}: required"
+    value = err.get("input")
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if kind == "value_error":
+        return f"{loc}: {shown} {msg}"
+    return f"{loc}: {shown} is invalid ({msg[0].lower() + msg[1:] if msg else kind})"
+
+
+def parse_settings(data: dict[str, Any], source: str = "<config>") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_settings(path: Path) -> Settings:
+    """Load and validate; a missing file gives the defaults."""
+    if not path.exists():
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot be read: {exc.strerror}"]) from None
+    return parse_settings(data, str(path))
+
+
+def save_settings(settings: Settings, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(tomli_w.dumps(settings.model_dump(mode="json", exclude_none=True)), encoding="utf-8")
+    tmp.replace(path)  # atomic: a crash mid-write never leaves half a config

@@ -1,0 +1,245 @@
+"""Cash, average-cost positions, realised/unrealised P&L, equity, day P&L and drawdown.
+
+Marking to market is on the hot path (every tick), so positions keep an
+incrementally maintained market value instead of re-summing the book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from engine.core.model import ZERO, ClosedTrade, Fill, Position, Side
+
+
+@dataclass(slots=True)
+class _Book:
+    """Mutable state of one symbol's position and its current round trip."""
+
+    symbol: str
+    qty: Decimal = ZERO
+    avg_price: Decimal = ZERO
+    last: Decimal = ZERO
+    realized: Decimal = ZERO  # lifetime realised P&L of the symbol, net of fees
+    fees: Decimal = ZERO  # lifetime fees of the symbol
+    opened_at: datetime | None = None
+    # current round trip (flat to flat)
+    trip_entry_qty: Decimal = ZERO
+    trip_entry_cost: Decimal = ZERO
+    trip_exit_qty: Decimal = ZERO
+    trip_exit_value: Decimal = ZERO
+    trip_gross: Decimal = ZERO
+    trip_fees: Decimal = ZERO
+    trip_side: Side = Side.BUY
+    trip_tag: str = ""
+    trip_strategy: str = ""
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+
+    def snapshot(self) -> Position:
+        return Position(
+            symbol=self.symbol,
+            qty=self.qty,
+            avg_price=self.avg_price,
+            last_price=self.last,
+            realized_pnl=self.realized,
+            fees=self.trip_fees,
+            opened_at=self.opened_at,
+            stop_loss=self.stop_loss,
+            take_profit=self.take_profit,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FillResult:
+    position: Position
+    trade: ClosedTrade | None  # set when the fill brought the position back to flat (or flipped it)
+    realized: Decimal  # realised P&L of this fill, net of its fee
+    opened: bool  # the fill opened a new position from flat
+
+
+class Portfolio:
+    def __init__(self, starting_cash: Decimal, quote: str = "USDT", day_tz: str = "UTC") -> None:
+        self.quote = quote
+        self.starting_cash = starting_cash
+        self.cash = starting_cash
+        self._books: dict[str, _Book] = {}
+        self._positions_value = ZERO  # sum of qty * last over all books
+        self.realized = ZERO
+        self.fees = ZERO
+        self._tz = ZoneInfo(day_tz)
+        self._day_end: datetime | None = None
+        self.day_start_equity = starting_cash
+        self.day_realized_start = ZERO
+        self.peak_equity = starting_cash
+        self.equity_curve: list[tuple[datetime, Decimal]] = []
+        self.closed_trades: list[ClosedTrade] = []
+
+    # --- reads -------------------------------------------------------------
+    @property
+    def equity(self) -> Decimal:
+        return self.cash + self._positions_value
+
+    @property
+    def unrealized(self) -> Decimal:
+        return sum((b.qty * (b.last - b.avg_price) for b in self._books.values() if b.qty), ZERO)
+
+    @property
+    def day_pnl(self) -> Decimal:
+        return self.equity - self.day_start_equity
+
+    @property
+    def day_pnl_pct(self) -> Decimal:
+        return ZERO if not self.day_start_equity else self.day_pnl / self.day_start_equity * 100
+
+    @property
+    def drawdown(self) -> Decimal:
+        """Fraction below the equity peak, open positions included."""
+        eq = self.equity
+        if eq > self.peak_equity:
+            self.peak_equity = eq
+        return ZERO if self.peak_equity <= 0 else (self.peak_equity - eq) / self.peak_equity
+
+    @property
+    def gross_exposure(self) -> Decimal:
+        return sum((abs(b.qty * b.last) for b in self._books.values() if b.qty), ZERO)
+
+    def position(self, symbol: str) -> Position | None:
+        b = self._books.get(symbol)
+        return b.snapshot() if b is not None and b.qty else None
+
+    def qty(self, symbol: str) -> Decimal:
+        b = self._books.get(symbol)
+        return b.qty if b is not None else ZERO
+
+    def positions(self) -> list[Position]:
+        return [b.snapshot() for b in self._books.values() if b.qty]
+
+    def open_symbols(self) -> frozenset[str]:
+        return frozenset(s for s, b in self._books.items() if b.qty)
+
+    def open_count(self) -> int:
+        return sum(1 for b in self._books.values() if b.qty)
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        b = self._books.get(symbol)
+        return b.last if b is not None and b.last else None
+
+    # --- writes ------------------------------------------------------------
+    def _book(self, symbol: str) -> _Book:
+        b = self._books.get(symbol)
+        if b is None:
+            b = self._books[symbol] = _Book(symbol)
+        return b
+
+    def mark(self, symbol: str, price: Decimal, ts: datetime) -> None:
+        """Mark to market; the hot path. Rolls the trading day when ts crosses midnight."""
+        b = self._books.get(symbol)
+        if b is None:
+            b = self._books[symbol] = _Book(symbol)
+        if b.qty:
+            self._positions_value += b.qty * (price - b.last)
+        b.last = price
+        if self._day_end is None or ts >= self._day_end:
+            self._roll_day(ts)
+
+    def _roll_day(self, ts: datetime) -> None:
+        local = ts.astimezone(self._tz)
+        start = datetime.combine(local.date(), time(0), tzinfo=self._tz)
+        self._day_end = (start + timedelta(days=1)).astimezone(ts.tzinfo)
+        self.day_start_equity = self.equity
+        self.day_realized_start = self.realized
+
+    def set_protection(self, symbol: str, stop_loss: Decimal | None, take_profit: Decimal | None) -> None:
+        b = self._book(symbol)
+        b.stop_loss, b.take_profit = stop_loss, take_profit
+
+    def sample_equity(self, ts: datetime) -> Decimal:
+        eq = self.equity
+        if eq > self.peak_equity:
+            self.peak_equity = eq
+        self.equity_curve.append((ts, eq))
+        return eq
+
+    def apply_fill(self, fill: Fill, tag: str = "", strategy: str = "") -> FillResult:
+        """Average-cost accounting; fees reduce cash and realised P&L when paid."""
+        b = self._book(fill.symbol)
+        if not b.last:
+            b.last = fill.price
+        signed = fill.qty if fill.side is Side.BUY else -fill.qty
+        self.cash -= signed * fill.price + fill.fee
+        self.fees += fill.fee
+        b.fees += fill.fee
+        old_qty = b.qty
+        realized = -fill.fee
+        trade: ClosedTrade | None = None
+        opened = False
+
+        if old_qty == 0 or (old_qty > 0) == (signed > 0):
+            if old_qty == 0:
+                self._start_trip(b, fill, tag, strategy)
+                opened = True
+            new_qty = old_qty + signed
+            b.avg_price = (abs(old_qty) * b.avg_price + fill.qty * fill.price) / abs(new_qty)
+            b.qty = new_qty
+            b.trip_entry_qty += fill.qty
+            b.trip_entry_cost += fill.qty * fill.price
+            b.trip_fees += fill.fee
+        else:
+            closing = min(abs(old_qty), fill.qty)
+            direction = 1 if old_qty > 0 else -1
+            gross = (fill.price - b.avg_price) * closing * direction
+            realized += gross
+            closing_fee = fill.fee * closing / fill.qty
+            b.trip_gross += gross
+            b.trip_fees += closing_fee
+            b.trip_exit_qty += closing
+            b.trip_exit_value += closing * fill.price
+            b.qty = old_qty + signed
+            if abs(signed) >= abs(old_qty):  # flat, or flipped through zero
+                trade = self._close_trip(b, fill.ts)
+                rest = fill.qty - closing
+                if rest > 0:
+                    self._start_trip(b, fill, tag, strategy)
+                    opened = True
+                    b.avg_price = fill.price
+                    b.trip_entry_qty = rest
+                    b.trip_entry_cost = rest * fill.price
+                    b.trip_fees = fill.fee - closing_fee
+                else:
+                    b.avg_price = ZERO
+                    b.opened_at = None
+                    b.stop_loss = b.take_profit = None
+
+        b.realized += realized
+        self.realized += realized
+        # position value changed by the quantity traded at the current mark
+        self._positions_value += (b.qty - old_qty) * b.last
+        return FillResult(b.snapshot(), trade, realized, opened)
+
+    def _start_trip(self, b: _Book, fill: Fill, tag: str, strategy: str) -> None:
+        b.opened_at = fill.ts
+        b.trip_side = fill.side
+        b.trip_tag, b.trip_strategy = tag, strategy
+        b.trip_entry_qty = b.trip_entry_cost = ZERO
+        b.trip_exit_qty = b.trip_exit_value = ZERO
+        b.trip_gross = b.trip_fees = ZERO
+
+    def _close_trip(self, b: _Book, ts: datetime) -> ClosedTrade:
+        trade = ClosedTrade(
+            symbol=b.symbol,
+            side=b.trip_side,
+            qty=b.trip_entry_qty,
+            entry_price=b.trip_entry_cost / b.trip_entry_qty if b.trip_entry_qty else ZERO,
+            exit_price=b.trip_exit_value / b.trip_exit_qty if b.trip_exit_qty else ZERO,
+            opened_at=b.opened_at or ts,
+            closed_at=ts,
+            pnl=b.trip_gross - b.trip_fees,
+            fees=b.trip_fees,
+            tag=b.trip_tag,
+            strategy=b.trip_strategy,
+        )
+        self.closed_trades.append(trade)
+        return trade
