@@ -32,6 +32,7 @@ class OrderType(enum.StrEnum):
     MARKET = "market"
     LIMIT = "limit"
     STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"  # triggers at stop_price, then rests as a limit at price
 
 
 class OrderStatus(enum.StrEnum):
@@ -216,11 +217,12 @@ class Fill:
     side: Side
     qty: Decimal
     price: Decimal
-    fee: Decimal  # in quote currency
+    fee: Decimal  # its value in the quote currency (a third-asset fee may come as 0: the portfolio values it)
     ts: datetime
     liquidity: Liquidity = Liquidity.TAKER
     venue_order_id: str | None = None
-    fee_currency: str = ""
+    fee_currency: str = ""  # the asset charged: quote, base (Binance buys) or a third one (BNB)
+    fee_charged: Decimal | None = None  # the amount in fee_currency as charged; None: `fee` is it (quote)
 
     @property
     def notional(self) -> Decimal:

@@ -2,6 +2,12 @@
 
 Marking to market is on the hot path (every tick), so positions keep an
 incrementally maintained market value instead of re-summing the book.
+
+Fees are booked in the asset charged (Fill.fee_currency, Fill.fee_charged):
+a quote fee comes out of cash; a base-asset fee (Binance spot buys) comes out of
+the position, so a round trip closes flat; a third-asset fee (BNB) is valued at
+that asset's mark and comes out of cash as its value, so equity and P&L match the
+account. `fees_charged` keeps the amounts per asset for reconciling balances.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ class FillResult:
     trade: ClosedTrade | None  # set when the fill brought the position back to flat (or flipped it)
     realized: Decimal  # realised P&L of this fill, net of its fee
     opened: bool  # the fill opened a new position from flat
+    fee_value: Decimal = ZERO  # the fee in the quote currency as booked (a third-asset fee valued at its mark)
+    fee_unpriced: bool = False  # a third-asset fee with no mark: booked at the venue's value (often 0)
 
 
 class Portfolio:
@@ -76,6 +84,8 @@ class Portfolio:
         self.peak_equity = starting_cash
         self.equity_curve: list[tuple[datetime, Decimal]] = []
         self.closed_trades: list[ClosedTrade] = []
+        self.asset_marks: dict[str, Decimal] = {}  # quote prices of fee assets not traded here (BNB)
+        self.fees_charged: dict[str, Decimal] = {}  # per asset, as the venue charged them
 
     # --- reads -------------------------------------------------------------
     @property
@@ -152,6 +162,23 @@ class Portfolio:
         self.day_start_equity = self.equity
         self.day_realized_start = self.realized
 
+    @property
+    def day_end(self) -> datetime | None:
+        """When the current trading day ends (None before the first mark)."""
+        return self._day_end
+
+    def day_bounds(self, ts: datetime) -> tuple[datetime, datetime]:
+        """Start and end of the trading day that contains ts."""
+        local = ts.astimezone(self._tz)
+        start = datetime.combine(local.date(), time(0), tzinfo=self._tz)
+        return start.astimezone(ts.tzinfo), (start + timedelta(days=1)).astimezone(ts.tzinfo)
+
+    def restore_day(self, day_end: datetime, day_start_equity: Decimal, day_realized_start: Decimal) -> None:
+        """The journaled baselines of a trading day still under way: a restart must not reset them."""
+        self._day_end = day_end
+        self.day_start_equity = day_start_equity
+        self.day_realized_start = day_realized_start
+
     def set_protection(self, symbol: str, stop_loss: Decimal | None, take_profit: Decimal | None) -> None:
         b = self._book(symbol)
         b.stop_loss, b.take_profit = stop_loss, take_profit
@@ -163,36 +190,67 @@ class Portfolio:
         self.equity_curve.append((ts, eq))
         return eq
 
+    def mark_asset(self, asset: str, price: Decimal) -> None:
+        """The quote price of a fee asset that is not a traded symbol here (e.g. BNB for BNB-paid fees)."""
+        self.asset_marks[asset] = price
+
+    def _asset_mark(self, asset: str) -> Decimal | None:
+        b = self._books.get(f"{asset}/{self.quote}")
+        if b is not None and b.last:
+            return b.last
+        return self.asset_marks.get(asset)
+
+    def fee_terms(self, fill: Fill) -> tuple[Decimal, Decimal, bool]:
+        """(fee value in quote, base-asset quantity the fee took from the position, unpriced third asset)."""
+        asset, charged = fill.fee_currency, fill.fee_charged
+        base, _, quote = fill.symbol.partition("/")
+        if charged is None or not asset or asset == (quote or self.quote):
+            return fill.fee, ZERO, False  # quote fee, or a legacy row whose fee was already in quote
+        if asset == base:
+            return charged * fill.price, charged, False
+        mark = self._asset_mark(asset)
+        if mark is None:
+            return fill.fee, ZERO, True
+        return charged * mark, ZERO, False
+
     def apply_fill(self, fill: Fill, tag: str = "", strategy: str = "") -> FillResult:
-        """Average-cost accounting; fees reduce cash and realised P&L when paid."""
+        """Average-cost accounting; fees reduce cash (or the position, when paid in the base asset) and P&L."""
         b = self._book(fill.symbol)
         if not b.last:
             b.last = fill.price
-        signed = fill.qty if fill.side is Side.BUY else -fill.qty
-        self.cash -= signed * fill.price + fill.fee
-        self.fees += fill.fee
-        b.fees += fill.fee
+        fee, base_fee, unpriced = self.fee_terms(fill)
+        if fill.fee_currency and fill.fee_charged is not None:
+            self.fees_charged[fill.fee_currency] = self.fees_charged.get(fill.fee_currency, ZERO) + fill.fee_charged
+        traded = fill.qty if fill.side is Side.BUY else -fill.qty
+        self.cash -= traded * fill.price + (fee if not base_fee else ZERO)
+        # A base-asset fee leaves the position smaller than the quantity traded (a buy) or takes more (a sell).
+        signed = traded - base_fee
+        qty = abs(signed)
+        self.fees += fee
+        b.fees += fee
         old_qty = b.qty
-        realized = -fill.fee
+        realized = -fee
         trade: ClosedTrade | None = None
         opened = False
 
-        if old_qty == 0 or (old_qty > 0) == (signed > 0):
+        if signed == 0:
+            pass
+        elif old_qty == 0 or (old_qty > 0) == (signed > 0):
             if old_qty == 0:
                 self._start_trip(b, fill, tag, strategy)
                 opened = True
             new_qty = old_qty + signed
-            b.avg_price = (abs(old_qty) * b.avg_price + fill.qty * fill.price) / abs(new_qty)
+            b.avg_price = (abs(old_qty) * b.avg_price + qty * fill.price) / abs(new_qty)
             b.qty = new_qty
-            b.trip_entry_qty += fill.qty
-            b.trip_entry_cost += fill.qty * fill.price
-            b.trip_fees += fill.fee
+            b.trip_entry_qty += qty
+            b.trip_entry_cost += qty * fill.price
+            b.trip_fees += fee
         else:
-            closing = min(abs(old_qty), fill.qty)
+            closing = min(abs(old_qty), qty)
             direction = 1 if old_qty > 0 else -1
             gross = (fill.price - b.avg_price) * closing * direction
             realized += gross
-            closing_fee = fill.fee * closing / fill.qty
+            closing_fee = fee * closing / qty
             b.trip_gross += gross
             b.trip_fees += closing_fee
             b.trip_exit_qty += closing
@@ -200,14 +258,14 @@ class Portfolio:
             b.qty = old_qty + signed
             if abs(signed) >= abs(old_qty):  # flat, or flipped through zero
                 trade = self._close_trip(b, fill.ts)
-                rest = fill.qty - closing
+                rest = qty - closing
                 if rest > 0:
                     self._start_trip(b, fill, tag, strategy)
                     opened = True
                     b.avg_price = fill.price
                     b.trip_entry_qty = rest
                     b.trip_entry_cost = rest * fill.price
-                    b.trip_fees = fill.fee - closing_fee
+                    b.trip_fees = fee - closing_fee
                 else:
                     b.avg_price = ZERO
                     b.opened_at = None
@@ -217,7 +275,7 @@ class Portfolio:
         self.realized += realized
         # position value changed by the quantity traded at the current mark
         self._positions_value += (b.qty - old_qty) * b.last
-        return FillResult(b.snapshot(), trade, realized, opened)
+        return FillResult(b.snapshot(), trade, realized, opened, fee, unpriced)
 
     def _start_trip(self, b: _Book, fill: Fill, tag: str, strategy: str) -> None:
         b.opened_at = fill.ts

@@ -9,10 +9,14 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
-from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderUpdate, VenueMode
+from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
+
+T = TypeVar("T")
 
 
 class VenueError(Exception):
@@ -31,8 +35,41 @@ class TransientVenueError(VenueError):
         self.retry_after_s = retry_after_s
 
 
+class VenueTimeout(TransientVenueError):
+    """A call (REST, websocket connect, authentication, subscription) got no answer in time.
+
+    For a submit or cancel the outcome is unknown: the venue may have acted.
+    """
+
+
+class RateLimited(TransientVenueError):
+    """429 / 418: nothing was done; send nothing to this venue before retry_after_s has passed."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message, retry_after_s if retry_after_s is not None else 1.0)
+
+
+class VenueUnavailable(TransientVenueError):
+    """5xx, connection refused or dropped (an acknowledgement lost on the way back included)."""
+
+
+class MalformedReply(TransientVenueError):
+    """The venue answered something that cannot be read; the outcome of the call is unknown."""
+
+
 class OrderRejected(VenueError):
     """The venue refused the order (insufficient funds, invalid size...)."""
+
+
+class OrderTypeUnsupported(OrderRejected):
+    """The instrument does not list this order type (e.g. a Binance symbol without STOP_LOSS).
+
+    Distinct so the protection chain can fall back (stop-market -> stop-limit -> engine watch).
+    """
+
+    def __init__(self, message: str, order_type: OrderType | None = None) -> None:
+        super().__init__(message)
+        self.order_type = order_type
 
 
 class AuthenticationFailed(VenueError):
@@ -41,6 +78,73 @@ class AuthenticationFailed(VenueError):
 
 class OrderNotFound(VenueError):
     pass
+
+
+async def bounded(call: Awaitable[T], timeout_s: float, what: str) -> T:
+    """Await a venue call for at most timeout_s; past that it is cancelled and VenueTimeout raised."""
+    try:
+        return await asyncio.wait_for(call, timeout_s)
+    except TimeoutError:
+        raise VenueTimeout(f"{what}: no answer within {timeout_s:g} s") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """A placed order as acknowledged, and the fills its reply already carried (Binance FULL `fills`).
+
+    Fill ids are the venue's trade ids: the stream and the polls report the same
+    fills again under the same ids, so the consumer books each id once.
+    """
+
+    order: Order
+    fills: tuple[Fill, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentCapabilities:
+    """What one instrument accepts, as the venue lists it (Binance: exchangeInfo `orderTypes`)."""
+
+    order_types: frozenset[OrderType] = frozenset({OrderType.MARKET, OrderType.LIMIT})
+
+    @property
+    def stop_market(self) -> bool:
+        return OrderType.STOP_MARKET in self.order_types
+
+    @property
+    def stop_limit(self) -> bool:
+        return OrderType.STOP_LIMIT in self.order_types
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCapabilities:
+    instruments: dict[str, InstrumentCapabilities] = field(default_factory=dict)
+    streams: frozenset[str] = frozenset({"market", "orders"})
+    fills_in_submit_reply: bool = False
+
+    def of(self, symbol: str) -> InstrumentCapabilities:
+        return self.instruments.get(symbol, InstrumentCapabilities())
+
+    def supports(self, symbol: str, order_type: OrderType) -> bool:
+        return order_type in self.of(symbol).order_types
+
+    def stop_types(self, symbol: str) -> list[OrderType]:
+        """The stop order types the instrument takes, preferred first (the protection chain's order)."""
+        caps = self.of(symbol)
+        return [t for t in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) if t in caps.order_types]
+
+
+ALL_ORDER_TYPES = frozenset(OrderType)
+
+
+def unsupported(order: Order, caps: VenueCapabilities, venue: str) -> OrderTypeUnsupported | None:
+    """The refusal for an order type the instrument does not list, or None."""
+    if caps.instruments and order.symbol in caps.instruments and not caps.supports(order.symbol, order.order_type):
+        listed = sorted(t.value for t in caps.of(order.symbol).order_types)
+        return OrderTypeUnsupported(
+            f"{venue}: {order.order_type.value} orders are not supported for {order.symbol} (listed: {listed})",
+            order.order_type,
+        )
+    return None
 
 
 async def round_trip_ms(call: Awaitable[object]) -> float | None:
@@ -83,9 +187,25 @@ class Venue(abc.ABC):
     @abc.abstractmethod
     async def open_orders(self, symbol: str | None = None) -> list[Order]: ...
 
-    @abc.abstractmethod
     async def submit(self, order: Order) -> Order:
         """Place an order; idempotent on order.client_id. Returns the acknowledged order."""
+        return (await self.place(order)).order
+
+    @abc.abstractmethod
+    async def place(self, order: Order) -> SubmitResult:
+        """Place an order (idempotent on client_id): the acknowledged order and the fills its reply carried."""
+
+    @abc.abstractmethod
+    async def lookup(self, order: Order) -> Order | None:
+        """The venue's current view of one of our orders (by client id), or None when it never arrived."""
+
+    def capabilities(self) -> VenueCapabilities:
+        """Order types per instrument (stop-market, stop-limit), streams; known after connect()."""
+        return VenueCapabilities()
+
+    async def equity(self) -> Decimal | None:
+        """The account's value in its quote currency (cash plus holdings at their marks), when known."""
+        return None
 
     @abc.abstractmethod
     async def cancel(self, order: Order) -> Order:

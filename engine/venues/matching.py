@@ -4,7 +4,13 @@ Pure and asyncio-free so the simulated venue and the protocol-level fake
 exchanges can share it. Market orders take the touch plus size- and
 spread-dependent slippage; limit orders that cross on arrival are takers, resting
 ones fill as makers at their price, limited by a share of each tick's volume;
-stop-market orders trigger on the last price and then behave like market orders.
+stop-market orders trigger on the last price and then behave like market orders;
+stop-limit orders trigger the same way and then rest (or take) as limit orders.
+
+Fees: the "quote" model charges every fee in the quote asset; "binance_spot"
+charges a buy in the base asset and a sell in the quote asset, as Binance spot
+does, or everything in BNB (at a 25% discount, valued at BNB's mark) when
+`bnb_pays` and the account holds enough BNB.
 
 Funds for resting orders are locked. Protective legs of one entry (same symbol,
 side and parent_id, role stop_loss / take_profit) form a one-cancels-other group:
@@ -39,7 +45,10 @@ _AVG_QUANTUM = Decimal("1e-12")
 _OCO_ROLES = frozenset({"stop_loss", "take_profit"})
 _BUY, _SELL = Side.BUY, Side.SELL
 _Updates = list[OrderUpdate]
-_LIMIT, _STOP = OrderType.LIMIT, OrderType.STOP_MARKET
+_LIMIT, _STOP, _STOP_LIMIT = OrderType.LIMIT, OrderType.STOP_MARKET, OrderType.STOP_LIMIT
+FEE_MODELS = ("quote", "binance_spot")
+BNB = "BNB"
+BNB_DISCOUNT = Decimal("0.75")  # Binance: fees paid in BNB cost 25% less
 
 
 def as_decimal(value: Decimal | float | int | str) -> Decimal:
@@ -80,7 +89,20 @@ class MatchingEngine:
         allow_short: bool = False,
         volume_share: Decimal = Decimal("0.25"),
         impact: float = 0.5,
+        fee_model: str = "quote",
+        bnb_pays: bool = False,
+        asset_prices: Mapping[str, Decimal] | None = None,
+        id_prefix: str | None = None,
     ) -> None:
+        """`id_prefix` tags order and fill ids (default: the venue name); make it unique per run
+        so ids never repeat after a restart. `asset_prices` values a fee asset that is not traded
+        here (BNB) in the quote currency; a traded BNB/<quote> symbol's last price wins."""
+        if fee_model not in FEE_MODELS:
+            raise ValueError(f"fee_model must be one of {FEE_MODELS}, not {fee_model!r}")
+        self.fee_model = fee_model
+        self.bnb_pays = bnb_pays
+        self.asset_prices = {a: as_decimal(p) for a, p in (asset_prices or {}).items()}
+        self.id_prefix = id_prefix or venue
         self.instruments = dict(instruments)
         self.maker_fee = as_decimal(maker_fee)
         self.taker_fee = as_decimal(taker_fee)
@@ -98,6 +120,7 @@ class MatchingEngine:
         self._avg_volume: dict[str, float] = {}
         self._fills: list[Fill] = []
         self._seq = 0
+        self._triggered: set[str] = set()  # stop-limit orders whose stop was hit: they now rest as limits
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -147,7 +170,7 @@ class MatchingEngine:
         self._seq += 1
         accepted = order.evolve(
             status=OrderStatus.OPEN,
-            venue_order_id=f"{self.venue}-{self._seq}",
+            venue_order_id=f"{self.id_prefix}-{self._seq}",
             filled_qty=ZERO,
             avg_fill_price=None,
             created_at=order.created_at or now,
@@ -168,7 +191,7 @@ class MatchingEngine:
                 price = self._taker_price(inst, accepted.side, accepted.qty, tick)
                 price = min(price, accepted.price) if accepted.side is _BUY else max(price, accepted.price)
                 self._fill(w, accepted.qty, price, Liquidity.TAKER, now, updates)
-            elif order.order_type is _STOP and self._stop_triggered(accepted, tick):
+            elif order.order_type in (_STOP, _STOP_LIMIT) and self._stop_triggered(accepted, tick):
                 self._trigger(w, tick, now, updates)
         return updates
 
@@ -187,7 +210,8 @@ class MatchingEngine:
             o = w.order
             if not o.status.is_working:
                 continue  # finished by an earlier order's OCO sibling in this same tick
-            if o.order_type is _LIMIT:
+            resting_limit = o.order_type is _LIMIT or (o.order_type is _STOP_LIMIT and o.client_id in self._triggered)
+            if resting_limit:
                 if (o.side is _BUY and tick.ask <= o.price) or (o.side is _SELL and tick.bid >= o.price):
                     if available is None:
                         available = quantize_down(tick.volume * self.volume_share, w.inst.lot_size)
@@ -195,7 +219,7 @@ class MatchingEngine:
                     if qty > 0:
                         available -= qty
                         self._fill(w, qty, o.price, Liquidity.MAKER, tick.ts, updates)
-            elif o.order_type is _STOP and self._stop_triggered(o, tick):
+            elif o.order_type in (_STOP, _STOP_LIMIT) and self._stop_triggered(o, tick):
                 self._trigger(w, tick, tick.ts, updates)
         return updates
 
@@ -238,6 +262,13 @@ class MatchingEngine:
             if order.stop_price is None:
                 return "stop order without a stop price"
             ref = order.stop_price
+        elif order.order_type is _STOP_LIMIT:
+            if order.stop_price is None or order.price is None:
+                return "stop-limit order without a stop price and a limit price"
+            error = inst.precision_error(order.qty, order.stop_price)
+            if error is not None:
+                return error
+            ref = order.price
         else:
             if tick is None:
                 return f"no market price for {order.symbol} yet"
@@ -272,7 +303,7 @@ class MatchingEngine:
             return ZERO
         if o.side is _SELL:
             return ZERO if self.allow_short else o.remaining
-        price = o.price if o.order_type is _LIMIT else o.stop_price
+        price = o.price if o.order_type in (_LIMIT, _STOP_LIMIT) else o.stop_price
         return o.remaining * price * self._lock_rate  # type: ignore[operator]
 
     def _attach_lock(self, w: _Working) -> bool:
@@ -332,6 +363,14 @@ class MatchingEngine:
     def _trigger(self, w: _Working, tick: MarketTick, now: datetime, updates: list[OrderUpdate]) -> None:
         o, inst = w.order, w.inst
         assert inst is not None
+        if o.order_type is _STOP_LIMIT:
+            # Triggered: from now on a plain limit order at its limit price (it keeps its type and id).
+            self._triggered.add(o.client_id)
+            if self._crosses_as_taker(o, tick):
+                price = self._taker_price(inst, o.side, o.remaining, tick)
+                price = min(price, o.price) if o.side is _BUY else max(price, o.price)  # type: ignore[type-var]
+                self._fill(w, o.remaining, price, Liquidity.TAKER, now, updates)
+            return
         qty = o.remaining
         price = self._taker_price(inst, o.side, qty, tick)
         if o.side is _BUY:
@@ -355,13 +394,19 @@ class MatchingEngine:
         o, inst = w.order, w.inst
         assert inst is not None
         notional = qty * price
-        fee = self._fee(notional, self.maker_fee if liq is Liquidity.MAKER else self.taker_fee)
+        rate = self.maker_fee if liq is Liquidity.MAKER else self.taker_fee
+        fee_asset, fee_amount, fee_value = self._charge(inst, o.side, qty, price, rate)
         if o.side is _BUY:
-            self._spend(w.lock, inst.quote, notional + fee)
+            self._spend(w.lock, inst.quote, notional + (fee_amount if fee_asset == inst.quote else ZERO))
             self._free[inst.base] = self._free.get(inst.base, ZERO) + qty
         else:
             self._spend(w.lock, inst.base, qty)
-            self._free[inst.quote] = self._free.get(inst.quote, ZERO) + notional - fee
+            self._free[inst.quote] = self._free.get(inst.quote, ZERO) + notional
+            if fee_asset == inst.quote:
+                self._free[inst.quote] -= fee_amount
+        if fee_asset != inst.quote:
+            self._free[fee_asset] = self._free.get(fee_asset, ZERO) - fee_amount  # base or BNB
+            self._locked.setdefault(fee_asset, ZERO)
         self._locked.setdefault(inst.base, ZERO)
         self._locked.setdefault(inst.quote, ZERO)
         filled = o.filled_qty + qty
@@ -372,9 +417,10 @@ class MatchingEngine:
         status = OrderStatus.FILLED if filled >= o.qty else OrderStatus.PARTIALLY_FILLED
         w.order = o = o.evolve(filled_qty=filled, avg_fill_price=avg, status=status, updated_at=ts)
         self._seq += 1
-        fill_id = f"{self.venue}-f{self._seq}"
+        fill_id = f"{self.id_prefix}-f{self._seq}"
         fill = Fill(
-            fill_id, o.client_id, o.symbol, o.side, qty, price, fee, ts, liq, o.venue_order_id, inst.quote
+            fill_id, o.client_id, o.symbol, o.side, qty, price, fee_value, ts, liq, o.venue_order_id, fee_asset,
+            fee_amount,
         )
         self._fills.append(fill)
         out.append(OrderUpdate(o, fill))
@@ -405,6 +451,7 @@ class MatchingEngine:
 
     def _finish(self, w: _Working) -> None:
         """Take a no longer working order off the book and give back what it no longer needs."""
+        self._triggered.discard(w.order.client_id)
         book = self._books.get(w.order.symbol)
         if book is not None:
             book.pop(w.order.client_id, None)
@@ -436,6 +483,28 @@ class MatchingEngine:
     @staticmethod
     def _stop_triggered(o: Order, tick: MarketTick) -> bool:
         return tick.last >= o.stop_price if o.side is _BUY else tick.last <= o.stop_price  # type: ignore[operator]
+
+    def _charge(self, inst: Instrument, side: Side, qty: Decimal, price: Decimal, rate: Decimal
+                ) -> tuple[str, Decimal, Decimal]:  # fmt: skip
+        """(asset charged, amount in that asset, value in the quote asset) for one fill."""
+        quote_fee = self._fee(qty * price, rate)
+        if self.fee_model == "quote":
+            return inst.quote, quote_fee, quote_fee
+        if self.bnb_pays and BNB not in (inst.base, inst.quote):
+            bnb_price = self.asset_price(BNB, inst.quote)
+            if bnb_price:
+                bnb_fee = (qty * price * rate * BNB_DISCOUNT / bnb_price).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
+                if 0 < bnb_fee <= self._free.get(BNB, ZERO):
+                    return BNB, bnb_fee, self._fee(bnb_fee * bnb_price, Decimal(1))
+        if side is _BUY:
+            base_fee = self._fee(qty, rate)
+            return inst.base, base_fee, self._fee(base_fee * price, Decimal(1))
+        return inst.quote, quote_fee, quote_fee
+
+    def asset_price(self, asset: str, quote: str) -> Decimal | None:
+        """The quote-currency mark of a fee asset: its traded symbol's last price, else the configured one."""
+        tick = self._last.get(f"{asset}/{quote}")
+        return tick.last if tick is not None else self.asset_prices.get(asset)
 
     @staticmethod
     def _fee(notional: Decimal, rate: Decimal) -> Decimal:

@@ -10,6 +10,7 @@ batch, which keeps a seeded run deterministic) and at least every 50 steps.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -18,7 +19,16 @@ from typing import Literal
 
 from engine.core.clock import SimClock
 from engine.core.model import ZERO, Balance, Fill, Instrument, MarketTick, Order, OrderStatus, OrderUpdate, VenueMode
-from engine.venues.base import OrderNotFound, OrderRejected, TransientVenueError, Venue
+from engine.venues.base import (
+    ALL_ORDER_TYPES,
+    InstrumentCapabilities,
+    OrderNotFound,
+    OrderRejected,
+    SubmitResult,
+    TransientVenueError,
+    Venue,
+    VenueCapabilities,
+)
 from engine.venues.market_sim import MarketSimulator
 from engine.venues.matching import MatchingEngine, as_decimal
 
@@ -115,7 +125,16 @@ class SimulatedVenue(Venue):
         allow_short: bool = False,
         quote: str = "USDT",
         latency_ms: float = 0.0,
+        fee_model: str = "quote",
+        bnb_pays: bool = False,
+        asset_prices: dict[str, Decimal] | None = None,
+        run_tag: str | None = None,
     ) -> None:
+        """fee_model "binance_spot" charges fees as Binance spot does (see MatchingEngine).
+
+        run_tag prefixes order and fill ids ("sim-<tag>-f12"): a fresh random one per
+        process unless given, so ids never repeat across restarts into the same journal.
+        """
         if speed != "max" and float(speed) <= 0:
             raise ValueError("speed must be a positive factor or 'max'")
         self.clock = clock
@@ -123,6 +142,7 @@ class SimulatedVenue(Venue):
         self.speed = speed
         self.tick_interval_s = tick_interval_s
         self.latency_ms = latency_ms
+        self.quote = quote
         self.sim = MarketSimulator(self.symbols, seed, tick_interval_s)
         self._instruments = self.sim.instruments()
         for inst in self._instruments.values():
@@ -135,6 +155,10 @@ class SimulatedVenue(Venue):
             taker_fee=as_decimal(taker_fee),
             venue="sim",
             allow_short=allow_short,
+            fee_model=fee_model,
+            bnb_pays=bnb_pays,
+            asset_prices=asset_prices,
+            id_prefix=f"sim-{run_tag or secrets.token_hex(4)}",
         )
         self.faults = VenueFaults()
         self.start_time = clock.now()
@@ -224,8 +248,8 @@ class SimulatedVenue(Venue):
 
     # -- orders ----------------------------------------------------------------------------------
 
-    async def submit(self, order: Order) -> Order:
-        """Acknowledged (possibly already filled) order; business rejections come back as REJECTED."""
+    async def place(self, order: Order) -> SubmitResult:
+        """Acknowledged (possibly already filled) order and its fills; business rejections come back REJECTED."""
         self.faults.check("submit", applied=False)
         now = self.clock.now()
         known = self.matching.order(order.client_id) is not None
@@ -233,12 +257,32 @@ class SimulatedVenue(Venue):
         if reason is not None:
             rejected = order.evolve(status=OrderStatus.REJECTED, reason=reason, updated_at=now)
             self._publish([OrderUpdate(rejected)])
-            return rejected
+            return SubmitResult(rejected)
         updates = self.matching.submit(order, None, now)
         if not known:
             self._publish(updates)
         self.faults.check("submit", applied=True)
-        return updates[-1].order
+        fills = tuple(u.fill for u in updates if u.fill is not None and u.fill.client_id == order.client_id)
+        return SubmitResult(updates[-1].order, fills)
+
+    async def lookup(self, order: Order) -> Order | None:
+        return self.matching.order(order.client_id)
+
+    def capabilities(self) -> VenueCapabilities:
+        every = InstrumentCapabilities(ALL_ORDER_TYPES)
+        return VenueCapabilities(dict.fromkeys(self._instruments, every), fills_in_submit_reply=True)
+
+    async def equity(self) -> Decimal | None:
+        """Cash plus holdings at their last prices, in the quote currency."""
+        balances = self.matching.balances()
+        total = ZERO
+        for asset, bal in balances.items():
+            if asset == self.quote:
+                total += bal.total
+                continue
+            price = self.matching.asset_price(asset, self.quote)
+            total += bal.total * price if price else ZERO
+        return total
 
     async def cancel(self, order: Order) -> Order:
         self.faults.check("cancel", applied=False)
