@@ -13,7 +13,7 @@ import pytest
 
 from engine.core.clock import SystemClock
 from engine.core.model import MarketTick, Order, OrderStatus, OrderType, OrderUpdate, Side, VenueMode
-from engine.venues.base import AuthenticationFailed, OrderRejected, TransientVenueError
+from engine.venues.base import AuthenticationFailed, OrderRejected, RateLimited, TransientVenueError
 from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
 from tests.fakes.binance import FakeBinance
 from tests.fakes.harness import guard_loopback, run, wait_for
@@ -164,11 +164,16 @@ def test_rate_limit_gives_a_transient_error_with_retry_after_and_places_nothing(
     async def main() -> None:
         async with rig() as (fake, venue):
             await venue.connect()
-            fake.fail_next(ORDER_PATH, "rate_limit", method="POST", retry_after_s=7)
-            with pytest.raises(TransientVenueError) as info:
+            fake.fail_next(ORDER_PATH, "rate_limit", method="POST", retry_after_s=1)
+            with pytest.raises(RateLimited) as info:
                 await venue.submit(limit_buy(fake, "rl-1"))
-            assert info.value.retry_after_s == 7
+            assert info.value.retry_after_s == 1 and info.value.retryable
             assert fake.placed["rl-1"] == 0
+            sent = len(fake.requests)
+            with pytest.raises(RateLimited) as again:  # inside the Retry-After window nothing is sent at all
+                await venue.submit(limit_buy(fake, "rl-1"))
+            assert len(fake.requests) == sent and 0 < again.value.retry_after_s <= 1  # type: ignore[operator]
+            await asyncio.sleep(again.value.retry_after_s)  # type: ignore[arg-type]  # as the venue asked
             assert (await venue.submit(limit_buy(fake, "rl-1"))).status is OrderStatus.OPEN
             assert fake.placed["rl-1"] == 1
 

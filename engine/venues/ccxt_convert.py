@@ -14,11 +14,26 @@ from typing import Any
 from engine.core.model import ZERO, Fill, Instrument, Liquidity, MarketTick, Order, OrderStatus, OrderType, Side
 from engine.venues.base import (
     AuthenticationFailed,
+    InstrumentCapabilities,
+    MalformedReply,
     OrderNotFound,
     OrderRejected,
-    TransientVenueError,
+    OrderTypeUnsupported,
+    RateLimited,
     VenueError,
+    VenueTimeout,
+    VenueUnavailable,
 )
+
+# Binance spot's exchangeInfo `orderTypes` onto ours (STOP_LOSS is the stop-market order).
+_WIRE_TYPES = {
+    "MARKET": OrderType.MARKET,
+    "LIMIT": OrderType.LIMIT,
+    "STOP_LOSS": OrderType.STOP_MARKET,
+    "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT,
+}
+# What Binance and ccxt say when a symbol does not take an order type.
+_TYPE_REFUSALS = ("not supported for this symbol", "is not a valid order type", "parameter is not allowed for")
 
 _STATUS = {
     "open": OrderStatus.OPEN,
@@ -65,11 +80,32 @@ def order_status(raw: Mapping[str, Any]) -> OrderStatus:
     return status
 
 
+def capabilities(market: Mapping[str, Any]) -> InstrumentCapabilities:
+    """The order types the symbol lists in exchangeInfo; without a list, what every spot symbol takes."""
+    listed = (market.get("info") or {}).get("orderTypes")
+    if not isinstance(listed, list):
+        return InstrumentCapabilities()
+    return InstrumentCapabilities(frozenset(_WIRE_TYPES[t] for t in listed if t in _WIRE_TYPES))
+
+
 def order_type(raw: Mapping[str, Any]) -> OrderType:
     kind = str(raw.get("type") or "").lower()
+    wire = str((raw.get("info") or {}).get("type") or "").upper()
+    if wire in _WIRE_TYPES:
+        return _WIRE_TYPES[wire]
+    if kind in ("stop_loss_limit", "stop_limit"):
+        return OrderType.STOP_LIMIT
     if raw.get("triggerPrice") or raw.get("stopPrice") or kind.startswith("stop"):
         return OrderType.STOP_MARKET
     return OrderType.LIMIT if kind == "limit" else OrderType.MARKET
+
+
+def client_id_of(raw: Mapping[str, Any]) -> str | None:
+    """Our id for the order: a cancel reply names the cancel request `clientOrderId` and ours
+    `origClientOrderId` (REST), or `c` / `C` in an executionReport (ccxt already prefers C)."""
+    info = raw.get("info") or {}
+    orig = info.get("origClientOrderId") if isinstance(info, Mapping) else None
+    return str(orig) if orig else (str(raw["clientOrderId"]) if raw.get("clientOrderId") else None)
 
 
 def order(raw: Mapping[str, Any], now: datetime, known: Order | None = None) -> Order:
@@ -79,7 +115,7 @@ def order(raw: Mapping[str, Any], now: datetime, known: Order | None = None) -> 
     if average is None and filled > 0 and raw.get("cost"):
         average = dec(raw["cost"]) / filled
     base = known or Order(
-        client_id=str(raw.get("clientOrderId") or raw.get("id")),
+        client_id=client_id_of(raw) or str(raw.get("id")),
         symbol=str(raw.get("symbol")),
         side=Side(str(raw.get("side")).lower()),
         order_type=order_type(raw),
@@ -99,12 +135,13 @@ def order(raw: Mapping[str, Any], now: datetime, known: Order | None = None) -> 
 
 
 def fee_in_quote(cost: Decimal, currency: str, inst: Instrument | None, price: Decimal) -> Decimal:
-    """Fill.fee is in the quote currency: a fee paid in the base asset is converted, others are left out."""
+    """Fill.fee is the fee's quote value: a base-asset fee is converted; a third asset's (BNB) is left
+    at 0 here and valued by the portfolio at that asset's mark (Fill.fee_charged keeps the amount)."""
     if inst is None or not currency or currency == inst.quote:
         return cost
     if currency == inst.base:
         return cost * price
-    return ZERO  # paid in a third asset (BNB): the balance shows it, the P&L cannot price it here
+    return ZERO
 
 
 def fill(
@@ -113,8 +150,24 @@ def fill(
 ) -> Fill:  # fmt: skip
     return Fill(
         fill_id, client_id, symbol, side, qty, price, fee_in_quote(fee, fee_currency, inst, price), ts,
-        Liquidity.MAKER if maker else Liquidity.TAKER, venue_order_id, fee_currency,
+        Liquidity.MAKER if maker else Liquidity.TAKER, venue_order_id, fee_currency, fee,
     )  # fmt: skip
+
+
+def reply_fills(raw: Mapping[str, Any], order_: Order, inst: Instrument | None, market_id: str,
+                now: datetime) -> tuple[Fill, ...]:  # fmt: skip
+    """The `fills` of a place-order reply (newOrderRespType FULL), under the ids myTrades and the stream use."""
+    info = raw.get("info") or {}
+    out = []
+    for entry in info.get("fills") or [] if isinstance(info, Mapping) else []:
+        if not isinstance(entry, Mapping) or entry.get("tradeId") in (None, -1):
+            continue
+        out.append(fill(
+            f"{market_id}-{entry['tradeId']}", order_.client_id, order_.symbol, order_.side, dec(entry.get("qty")),
+            dec(entry.get("price")), dec(entry.get("commission")), str(entry.get("commissionAsset") or ""),
+            ts_of(info.get("transactTime"), now), False, order_.venue_order_id, inst,
+        ))  # fmt: skip
+    return tuple(out)
 
 
 def trade_fill(raw: Mapping[str, Any], market_id: str, client_id: str, inst: Instrument | None, now: datetime) -> Fill:
@@ -160,17 +213,25 @@ def map_error(exc: BaseException, secrets: tuple[str, ...], retry_after_s: float
     message = scrub(f"{type(exc).__name__}: {exc}", secrets)
     if isinstance(exc, VenueError):
         return exc
+    if isinstance(exc, TimeoutError):
+        return VenueTimeout(message)
     if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied):
         return AuthenticationFailed(message)
     if isinstance(exc, ccxt.DDoSProtection):  # RateLimitExceeded is one of these
-        return TransientVenueError(message, retry_after_s=retry_after_s)
-    if isinstance(exc, ccxt.NetworkError | ccxt.BadResponse | ccxt.OperationFailed):
-        return TransientVenueError(message)
+        return RateLimited(message, retry_after_s=retry_after_s)
+    if isinstance(exc, ccxt.RequestTimeout):
+        return VenueTimeout(message)
+    if isinstance(exc, ccxt.BadResponse | ccxt.NullResponse):
+        return MalformedReply(message)
+    if isinstance(exc, ccxt.NetworkError | ccxt.OperationFailed):
+        return VenueUnavailable(message)
     if isinstance(exc, ccxt.OrderNotFound):
         return OrderNotFound(message)
     if isinstance(exc, ccxt.InsufficientFunds | ccxt.InvalidOrder | ccxt.BadRequest | ccxt.OperationRejected):
+        if any(text in str(exc) for text in _TYPE_REFUSALS):
+            return OrderTypeUnsupported(message)
         return OrderRejected(message)
     if isinstance(exc, ccxt.BaseError):
         return VenueError(message)
     # Anything else came out of parsing a body that was not what it should be.
-    return TransientVenueError(f"unreadable venue response ({message})")
+    return MalformedReply(f"unreadable venue response ({message})")

@@ -6,6 +6,14 @@ failing. Order updates catch up by polling once the websocket is back, and an
 order whose filled quantity runs ahead of the fills reported so far (ccxt keeps
 only the latest state per order between two reads) gets its trades fetched, so
 no fill is lost; fill ids are emitted once whichever path saw them first.
+
+Every websocket step is bounded (VenueTimeout): connecting, authenticating and
+subscribing the user stream (a socket that does not speak Binance's ws-api never
+answers), and a market stream's silence. A timed-out websocket client is dropped
+so ccxt cannot go on waiting on it. An order the REST reply acknowledged and the
+user stream has not reported within `stream_grace_s` is polled at once and the
+stream counts as failed (slow): fills then come from polling within a second.
+Each link (market, orders) reports its own fall and recovery.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.model import ZERO, MarketTick, Order, OrderUpdate
 from engine.venues import ccxt_convert as cv
-from engine.venues.base import AuthenticationFailed, VenueError
+from engine.venues.base import AuthenticationFailed, VenueError, VenueTimeout
 
 if TYPE_CHECKING:
     from engine.venues.ccxt_venue import CcxtVenue
@@ -35,6 +43,7 @@ class _Fallback:
         self.venue, self.stream = venue, stream
         self.failures = 0
         self.until = 0.0
+        self.needs_message = False  # failed for silence: only a delivered message proves it back
 
     def polling(self) -> bool:
         active = asyncio.get_running_loop().time() < self.until
@@ -46,6 +55,7 @@ class _Fallback:
         if isinstance(err, AuthenticationFailed):
             raise err
         self.failures += 1
+        self.needs_message = self.needs_message or isinstance(err, VenueTimeout)
         wait = self.venue.ws_retry_s * min(2 ** (self.failures - 1), _MAX_BACKOFF)
         self.until = asyncio.get_running_loop().time() + wait
         log.warning("%s %s websocket failed (%s); polling for %.1fs", self.venue.name, self.stream, err, wait)
@@ -53,10 +63,13 @@ class _Fallback:
             self.venue.report_link(self.stream, False, f"websocket failed ({err}); polling")
         return err
 
-    def ok(self) -> None:
+    def ok(self, delivered: bool = True) -> None:
+        if self.needs_message and not delivered:
+            return
         if self.failures:
             self.venue.report_link(self.stream, True)
         self.failures = 0
+        self.needs_message = False
 
 
 def _stamp(ticker: dict[str, Any]) -> tuple[Any, ...]:
@@ -87,7 +100,7 @@ async def market_stream(venue: CcxtVenue, symbols: list[str]) -> AsyncIterator[l
     while not venue.closed:
         if fallback.polling():
             try:
-                ticks = batch(await ex.fetch_tickers(symbols))
+                ticks = batch(await venue.call(ex.fetch_tickers, symbols))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -101,11 +114,14 @@ async def market_stream(venue: CcxtVenue, symbols: list[str]) -> AsyncIterator[l
             await asyncio.sleep(venue.poll_interval_s)
             continue
         try:
-            raw = await ex.watch_tickers(symbols, {"name": "ticker"})  # full tickers: bid, ask and last
+            # full tickers: bid, ask and last; Binance sends them every second, so silence is a failure
+            raw = await venue.ws_bounded(ex.watch_tickers(symbols, {"name": "ticker"}), "market stream")
             fallback.ok()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if isinstance(exc, VenueTimeout):
+                await venue.reset_websocket(private=False)
             fallback.failed(exc)
             continue
         # watch_tickers returns only the message that woke it; the others that arrived meanwhile
@@ -154,7 +170,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                 if order is not None and not venue.already_emitted(fill.fill_id):
                     out.append(emit_fill(OrderUpdate(order, fill)))
         seen = set()
-        for raw in await ex.fetch_open_orders():
+        for raw in await venue.call(ex.fetch_open_orders):
             before = tracked.get(str(raw.get("clientOrderId")))
             order = venue.remember(raw)
             seen.add(order.client_id)
@@ -168,44 +184,104 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                     out.append(OrderUpdate(order))
         return out
 
-    while not venue.closed:
-        if fallback.polling():
-            try:
-                for update in await poll():
-                    yield update
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                err = venue.map_error(exc)
-                if isinstance(err, AuthenticationFailed):
-                    raise err from None
-                log.warning("%s: polling orders failed: %s", venue.name, err)
-            await asyncio.sleep(venue.poll_interval_s)
-            catch_up = True
-            continue
+    async def overdue() -> list[OrderUpdate]:
+        """Orders the REST reply acknowledged and the stream has not reported in time: polled now."""
+        out: list[OrderUpdate] = []
+        for order in venue.overdue_acks():
+            found = await venue.lookup(order)
+            if found is None:
+                continue
+            out.extend(await missing_fills(found))
+            out.append(OrderUpdate(found))
+        return out
+
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    pump: asyncio.Task[None] | None = None
+
+    async def pump_orders() -> None:
+        """watch_orders in its own task, so the loop can notice a silent stream while it waits."""
         try:
-            if catch_up:
-                authenticate = getattr(ex, "authenticate", None)
-                if authenticate is not None:
-                    await authenticate()  # subscribed first, so nothing falls between the poll and the stream
-                    fallback.ok()  # the venue acknowledged the subscription: the link is back
-                for update in await poll():
-                    yield update
-                catch_up = False
-            raws = await ex.watch_orders()
-            fallback.ok()
+            while True:
+                queue.put_nowait(await ex.watch_orders())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            fallback.failed(exc)
-            continue
-        for raw in raws:
-            order = venue.remember(raw)
-            fill = cv.execution_fill(raw.get("info") or {}, order, venue.instrument_of(order.symbol), venue.clock.now())
-            yield emit_fill(OrderUpdate(order, fill))
-            try:
-                for update in await missing_fills(order):
-                    yield update
-            except VenueError as err:
-                log.warning("%s: fetching fills of %s failed: %s", venue.name, order.client_id, err)
+            queue.put_nowait(exc)
+
+    async def stop_pump() -> None:
+        nonlocal pump
+        if pump is not None:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            pump = None
+        while not queue.empty():
+            queue.get_nowait()
+
+    try:
+        while not venue.closed:
+            if fallback.polling():
+                await stop_pump()
+                try:
+                    for update in await poll():
+                        venue.stream_saw(update.order.client_id)
+                        yield update
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    err = venue.map_error(exc)
+                    if isinstance(err, AuthenticationFailed):
+                        raise err from None
+                    log.warning("%s: polling orders failed: %s", venue.name, err)
+                await asyncio.sleep(venue.poll_interval_s)
                 catch_up = True
+                continue
+            try:
+                if pump is None:
+                    authenticate = getattr(ex, "authenticate", None)
+                    if authenticate is not None:
+                        # connect + subscribe; a socket that does not speak ws-api never answers
+                        await venue.ws_bounded(authenticate(), "user stream subscription")
+                        fallback.ok(delivered=False)  # the venue acknowledged the subscription
+                    if catch_up:
+                        for update in await poll():  # subscribed first, so nothing falls in between
+                            venue.stream_saw(update.order.client_id)
+                            yield update
+                        catch_up = False
+                    pump = asyncio.get_running_loop().create_task(pump_orders())
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(venue.stream_grace_s / 4, 0.05))
+                except TimeoutError:
+                    item = None
+                if item is None:
+                    late = await overdue()
+                    if not late:
+                        continue
+                    for update in late:
+                        yield update
+                    raise VenueTimeout(f"user stream silent {venue.stream_grace_s:g} s after an order's reply")
+                if isinstance(item, BaseException):
+                    raise item
+                raws = item
+                fallback.ok()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await stop_pump()
+                if isinstance(exc, VenueTimeout):
+                    await venue.reset_websocket(private=True)
+                fallback.failed(exc)
+                continue
+            for raw in raws:
+                order = venue.remember(raw)
+                venue.stream_saw(order.client_id)
+                inst = venue.instrument_of(order.symbol)
+                fill = cv.execution_fill(raw.get("info") or {}, order, inst, venue.clock.now())
+                yield emit_fill(OrderUpdate(order, fill))
+                try:
+                    for update in await missing_fills(order):
+                        yield update
+                except VenueError as err:
+                    log.warning("%s: fetching fills of %s failed: %s", venue.name, order.client_id, err)
+                    catch_up = True
+    finally:
+        await stop_pump()

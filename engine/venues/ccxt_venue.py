@@ -24,12 +24,19 @@ from engine.core.clock import Clock
 from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
 from engine.venues import ccxt_convert as cv
 from engine.venues.base import (
+    InstrumentCapabilities,
+    MalformedReply,
     OrderNotFound,
     OrderRejected,
+    RateLimited,
+    SubmitResult,
     TransientVenueError,
     Venue,
+    VenueCapabilities,
     VenueError,
+    bounded,
     round_trip_ms,
+    unsupported,
 )
 
 log = logging.getLogger(__name__)
@@ -64,7 +71,13 @@ class CcxtVenue(Venue):
         ws_retry_s: float = 5.0,
         name: str | None = None,
         options: dict[str, Any] | None = None,
+        ws_timeout_s: float | None = None,
+        stream_grace_s: float = 1.0,
+        cancel_attempts: int = 3,
     ) -> None:
+        """timeout_s bounds every REST call; ws_timeout_s (default timeout_s) every websocket connect,
+        authentication, subscription and a market stream's silence. An order the REST reply
+        acknowledged but the user stream has not reported within stream_grace_s is polled."""
         self.clock = clock
         self.name = name or exchange_id
         self.mode = mode
@@ -73,6 +86,8 @@ class CcxtVenue(Venue):
         self.endpoints = endpoints or CcxtEndpoints()
         self.timeout_s, self.poll_interval_s, self.ws_retry_s = timeout_s, poll_interval_s, ws_retry_s
         self.submit_attempts, self.backoff_s = max(1, submit_attempts), backoff_s
+        self.ws_timeout_s = ws_timeout_s if ws_timeout_s is not None else timeout_s
+        self.stream_grace_s, self.cancel_attempts = stream_grace_s, max(1, cancel_attempts)
         self.stream_mode = {"market": "websocket", "orders": "websocket"}  # or "polling", for the health view
         self._credentials = (api_key, secret)
         self._extra_options = dict(options or {})
@@ -81,6 +96,9 @@ class CcxtVenue(Venue):
         self._orders: dict[str, Order] = {}  # client id -> latest state, for orders we placed or saw
         self._client_of: dict[str, str] = {}  # venue order id -> client id
         self._emitted_fills: set[str] = set()
+        self._capabilities: dict[str, InstrumentCapabilities] = {}
+        self._awaiting_stream: dict[str, float] = {}  # client id -> loop time its REST ack came back
+        self._quiet_until = 0.0  # loop time before which a 429's Retry-After forbids any request
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -95,6 +113,7 @@ class CcxtVenue(Venue):
         if missing:
             raise VenueError(f"{self.name} does not list {missing}")
         self._instruments = {s: cv.instrument(markets[s], self.name) for s in wanted}
+        self._capabilities = {s: cv.capabilities(markets[s]) for s in wanted}
         if self._credentials[0]:
             await self._call(self._ex.fetch_balance)  # wrong keys fail here, before any order
 
@@ -163,12 +182,44 @@ class CcxtVenue(Venue):
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         if self._ex is None:
             raise VenueError(f"{self.name} is not connected")
+        loop = asyncio.get_running_loop()
+        wait = self._quiet_until - loop.time()
+        if wait > 0:  # the venue said when to come back: asking earlier gets the key banned
+            raise RateLimited(f"{self.name}: rate limited, retry in {wait:.1f} s", retry_after_s=wait)
+        what = f"{self.name} {getattr(fn, '__name__', 'call')}"
         try:
-            return await fn(*args, **kw)
+            # ccxt's own timeout bounds each HTTP exchange; this bounds the whole call (its throttle included).
+            return await bounded(fn(*args, **kw), self.timeout_s * 2, what)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise self._map(exc) from None  # ccxt's chained exception may carry request details
+            err = self._map(exc)
+            if isinstance(err, RateLimited):
+                self._quiet_until = loop.time() + (err.retry_after_s or 1.0)
+            raise err from None  # ccxt's chained exception may carry request details
+
+    async def ws_bounded(self, call: Awaitable[T], what: str) -> T:
+        """A websocket step (connect, authenticate, subscribe, first message) bounded by ws_timeout_s."""
+        return await bounded(call, self.ws_timeout_s, f"{self.name} {what}")
+
+    async def reset_websocket(self, private: bool) -> None:
+        """Forget ccxt's websocket client(s) of one kind after a timeout: a subscription cut short
+        leaves ccxt believing it is subscribed, and it would wait on that socket forever."""
+        ws_api = self._ws_api_url()
+        clients = getattr(self._ex, "clients", None) or {}
+        for url, client in list(clients.items()):
+            if (url == ws_api) != private or url == "authenticationFlights":
+                continue
+            clients.pop(url, None)
+            try:
+                await asyncio.wait_for(client.close(), 1.0)
+            except Exception as exc:  # a half-open socket may not close cleanly; it is dropped either way
+                log.debug("%s: closing websocket %s: %s", self.name, url, type(exc).__name__)
+
+    def _ws_api_url(self) -> str | None:
+        ws = (self._ex.urls.get("api") or {}).get("ws") if self._ex is not None else None
+        api = ws.get("ws-api") if isinstance(ws, dict) else None
+        return api.get("spot") if isinstance(api, dict) else None
 
     async def _retrying(self, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         """Idempotent calls: transient failures retried with backoff; a rate limit is not hammered."""
@@ -196,6 +247,24 @@ class CcxtVenue(Venue):
                 out[asset] = bal
         return out
 
+    async def equity(self) -> Decimal | None:
+        """Every balance valued in the traded quote currency at the venue's last prices (unpriced assets: 0)."""
+        if not self._instruments:
+            return None
+        quote = next(iter(self._instruments.values())).quote
+        balances = await self.balances()
+        markets = self._ex.markets or {}
+        priced = [f"{a}/{quote}" for a in balances if a != quote and f"{a}/{quote}" in markets]
+        tickers = await self._retrying(self._ex.fetch_tickers, priced) if priced else {}
+        total = Decimal(0)
+        for asset, bal in balances.items():
+            if asset == quote:
+                total += bal.total
+                continue
+            ticker = tickers.get(f"{asset}/{quote}") or {}
+            total += bal.total * cv.dec(ticker.get("last") or ticker.get("bid"))
+        return total
+
     async def positions(self) -> dict[str, Decimal]:
         """Spot holdings of each traded symbol's base asset."""
         balances = await self.balances()
@@ -211,7 +280,8 @@ class CcxtVenue(Venue):
         return [self._remember(raw) for raw in raws]
 
     def _remember(self, raw: dict[str, Any]) -> Order:
-        cid = raw.get("clientOrderId") or (self._client_of.get(str(raw.get("id"))))
+        # The venue order id names the order whatever client id a reply carries (a cancel's is new).
+        cid = self._client_of.get(str(raw.get("id"))) or cv.client_id_of(raw)
         known = self._orders.get(cid) if cid else None
         order = cv.order(raw, self.clock.now(), known)
         self._orders[order.client_id] = order
@@ -225,20 +295,36 @@ class CcxtVenue(Venue):
             raw = await self._call(self._ex.fetch_order, None, order.symbol, {"origClientOrderId": order.client_id})
         except OrderNotFound:
             return None
-        return self._remember(raw) if raw and raw.get("id") is not None else None
+        return self._remember(raw) if isinstance(raw, dict) and raw.get("id") is not None else None
 
     # -- orders ----------------------------------------------------------------------------------
 
-    async def submit(self, order: Order) -> Order:
+    def capabilities(self) -> VenueCapabilities:
+        return VenueCapabilities(dict(self._capabilities), fills_in_submit_reply=True)
+
+    def _request(self, order: Order) -> tuple[str, float | None, dict[str, Any]]:
+        """ccxt's (type, price, params) for one of our orders; Binance's own type names for stops."""
+        params: dict[str, Any] = {"clientOrderId": order.client_id}
+        if order.order_type is OrderType.LIMIT:
+            return "limit", float(order.price), params  # type: ignore[arg-type]
+        if order.order_type is OrderType.STOP_MARKET:
+            params["stopLossPrice"] = float(order.stop_price)  # type: ignore[arg-type]
+            return "market", None, params  # ccxt sends STOP_LOSS
+        if order.order_type is OrderType.STOP_LIMIT:
+            params["stopLossPrice"] = float(order.stop_price)  # type: ignore[arg-type]
+            params["timeInForce"] = "GTC"
+            return "limit", float(order.price), params  # type: ignore[arg-type]  # ccxt sends STOP_LOSS_LIMIT
+        return "market", None, params
+
+    async def place(self, order: Order) -> SubmitResult:
         inst = self._instruments.get(order.symbol)
         if inst is None:
             raise OrderRejected(f"{order.symbol} is not traded on {self.name}")
+        refusal = unsupported(order, self.capabilities(), self.name)
+        if refusal is not None:
+            raise refusal  # the symbol does not list it: nothing is sent
         self._orders.setdefault(order.client_id, order)
-        kind, price, params = "market", None, {"clientOrderId": order.client_id}
-        if order.order_type is OrderType.LIMIT:
-            kind, price = "limit", float(order.price)  # type: ignore[arg-type]
-        elif order.order_type is OrderType.STOP_MARKET:
-            params["triggerPrice"] = float(order.stop_price)  # type: ignore[arg-type]
+        kind, price, params = self._request(order)
         last_error: VenueError | None = None
         for attempt in range(self.submit_attempts):
             if attempt:
@@ -248,36 +334,75 @@ class CcxtVenue(Venue):
                     self._ex.create_order, order.symbol, kind, order.side.value, float(order.qty), price, params
                 )
                 if isinstance(raw, dict) and raw.get("id") is not None:
-                    return self._remember(raw)
-                last_error = TransientVenueError(f"{self.name}: unreadable acknowledgement")
+                    acked = self._remember(raw)
+                    self._expect_stream(acked)
+                    market_id = self._ex.market(order.symbol)["id"]
+                    return SubmitResult(acked, cv.reply_fills(raw, acked, inst, market_id, self.clock.now()))
+                last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
             except OrderRejected as exc:
                 if "uplicate order" not in str(exc):
                     raise
                 last_error = exc  # an earlier attempt did arrive: find it below
+            except RateLimited:
+                raise  # nothing was placed; the caller waits as told
             except TransientVenueError as exc:
-                if exc.retry_after_s is not None:
-                    raise  # rate limited: nothing was placed; the caller waits as told
                 last_error = exc
             # The outcome is unknown: ask the venue before sending anything again.
             log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
-            found = await self._lookup(order)
+            try:
+                found = await self._lookup(order)
+            except RateLimited:
+                raise
+            except TransientVenueError as exc:
+                log.warning("%s: looking up %s failed: %s", self.name, order.client_id, exc)
+                continue  # still unknown: the resend carries the same client id, so it cannot double
             if found is not None:
-                return found
+                self._expect_stream(found)
+                return SubmitResult(found)  # its fills come from the stream or the polls
         assert last_error is not None
         raise last_error
 
+    def _expect_stream(self, order: Order) -> None:
+        self._awaiting_stream[order.client_id] = asyncio.get_running_loop().time()
+
     async def cancel(self, order: Order) -> Order:
+        """Cancel and confirm: an unreadable, lost or timed-out reply is settled by reading the order back,
+        and the cancel is sent again while the order still works."""
         params = {"origClientOrderId": order.client_id}
-        try:
-            raw = await self._retrying(self._ex.cancel_order, order.venue_order_id, order.symbol, params)
-            if isinstance(raw, dict) and raw.get("id") is not None:
-                return self._remember(raw)
-        except OrderNotFound:
-            pass  # already finished (or never placed): report what the venue knows
-        found = await self._lookup(order)
-        if found is None:
-            raise OrderNotFound(f"{self.name} has no order {order.client_id}")
-        return found
+        venue_id = order.venue_order_id or (self._orders.get(order.client_id) or order).venue_order_id
+        last_error: VenueError | None = None
+        for attempt in range(self.cancel_attempts):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                raw = await self._call(self._ex.cancel_order, venue_id, order.symbol, params)
+                if isinstance(raw, dict) and raw.get("id") is not None:
+                    return self._remember(raw)
+                last_error = MalformedReply(f"{self.name}: unreadable cancel reply")
+            except OrderNotFound:
+                last_error = None  # already finished (or never placed): report what the venue knows
+            except RateLimited:
+                raise
+            except TransientVenueError as exc:
+                last_error = exc
+            if last_error is not None:
+                log.warning("%s: cancel %s unconfirmed (%s); reading it back", self.name, order.client_id, last_error)
+            try:
+                found = await self._lookup(order)
+            except RateLimited:
+                raise
+            except TransientVenueError as exc:
+                last_error = exc
+                continue
+            if found is None:
+                raise OrderNotFound(f"{self.name} has no order {order.client_id}")
+            if not found.status.is_working:
+                return found
+            venue_id = found.venue_order_id
+        raise last_error or TransientVenueError(f"{self.name}: cancel of {order.client_id} unconfirmed")
+
+    async def lookup(self, order: Order) -> Order | None:
+        return await self._lookup(order)
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         if symbol is None:
@@ -359,6 +484,21 @@ class CcxtVenue(Venue):
     def tracked_orders(self) -> dict[str, Order]:
         return self._orders
 
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """A bounded, mapped REST call for the stream loops."""
+        return await self._call(fn, *args)
+
+    def stream_saw(self, client_id: str) -> None:
+        self._awaiting_stream.pop(client_id, None)
+
+    def overdue_acks(self) -> list[Order]:
+        """Orders acknowledged over REST that the user stream has not reported within stream_grace_s."""
+        deadline = asyncio.get_running_loop().time() - self.stream_grace_s
+        late = [cid for cid, at in self._awaiting_stream.items() if at <= deadline]
+        for cid in late:
+            del self._awaiting_stream[cid]
+        return [self._orders[cid] for cid in late if cid in self._orders]
+
     def first_time(self, fill: Fill) -> bool:
         """True once per fill id: the websocket and the polling fallback may both report a fill."""
         if fill.fill_id in self._emitted_fills:
@@ -374,9 +514,6 @@ class CcxtVenue(Venue):
 
     def map_error(self, exc: BaseException) -> VenueError:
         return self._map(exc)
-
-    async def lookup(self, order: Order) -> Order | None:
-        return await self._lookup(order)
 
     async def fills(self, symbol: str, since: datetime | None) -> list[Fill]:
         return await self._symbol_fills(symbol, since)
