@@ -1,27 +1,27 @@
 """SQLite journal: orders, fills, trades, equity, alerts, denials, incidents, approvals, state, audit.
 
-The asyncio loop must never wait on the disk, so every write is an O(1) put on a queue
-drained by exactly one writer thread. The writer commits whatever has accumulated in one
-transaction; a batch holding a fill or an audit row is committed with `synchronous=FULL`
-(it survives a power cut), the rest with NORMAL (WAL keeps it consistent, the last moments
-may be lost). Readers use their own per-thread connections, so a UI or metrics thread reads
-a committed snapshot while the writer keeps going.
+The asyncio loop must never wait on the disk, so every write is an O(1) append to a bounded
+buffer drained by exactly one writer thread (see `journal_writer`). A batch holding a fill or
+an audit row commits with `synchronous=FULL` (it survives a power cut), the rest with NORMAL.
+Readers use their own per-thread connections (see `journal_reads`).
 
-A failed write is logged, counted in `errors` (with `last_error`) and reported through
-`on_error`; it never stops the writer.
+Nothing fails silently: a full buffer or a failing disk calls the `on_failure` callbacks
+once and keeps the rows in memory until they can be written; `lost_rows()` names what never
+was. The halt and the emergency-stop audit row do not queue at all: `write_state_now` and
+`audit_now` commit on their own connection before they return.
+
+Damaged files raise the classes of `engine.persistence.errors` at open; the journal's identity
+(does this file belong where the sidecar says?) is checked by `journal_identity.open_journal`.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import enum
-import json
 import logging
-import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -32,11 +32,12 @@ import sqlite_utils
 
 from engine.core.model import AlertLevel, ClosedTrade, Fill, Order, OrderIntent, Side
 from engine.persistence import journal_schema as schema
-from engine.persistence.audit import GENESIS_HASH, AuditVerdict, append_audit, verify_audit
+from engine.persistence.audit import AuditVerdict, append_audit, verify_audit, verify_chain
+from engine.persistence.audit_anchor import AnchorKeeper
+from engine.persistence.errors import JournalError, JournalWriteError, classify_sqlite_error
+from engine.persistence.journal_files import check_journal_file, prepare_journal_file
+from engine.persistence.journal_reads import JournalReads
 from engine.persistence.journal_schema import (
-    FILL,
-    ORDER,
-    TRADE,
     AlertRecord,
     ApprovalRecord,
     DenialRecord,
@@ -44,8 +45,8 @@ from engine.persistence.journal_schema import (
     IncidentRecord,
     canonical_json,
     dt_to_text,
-    text_to_dt,
 )
+from engine.persistence.journal_writer import JournalWriter
 
 __all__ = [
     "AlertRecord",
@@ -60,34 +61,51 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DURABLE = frozenset({"fill", "audit"})  # batches holding these commit with synchronous=FULL
-_ATTEMPTS = 3  # a batch that fails as a whole (busy, I/O) is retried before it is counted lost
-_CONTROL = frozenset({"flush", "stop"})
+DEFAULT_CAPACITY = 20_000  # rows; a simulated day at --speed max stays well below it when it awaits room
 
 
-class Journal:
+class Journal(JournalReads):
     def __init__(
         self,
         path: Path,
         *,
         on_error: Callable[[str], None] | None = None,
         max_batch: int = 10_000,
+        capacity: int = DEFAULT_CAPACITY,
+        retry_s: float = 1.0,
+        audit_key: bytes | None = None,
+        anchor_path: Path | None = None,
     ) -> None:
-        """Open (creating if needed) the journal; `on_error` is called on the writer thread."""
+        """Open (creating if needed) the journal.
+
+        `on_error` is called (on the writer thread) with every error message; `on_failure`
+        callbacks once per failure. `audit_key` keys the audit chain (HMAC-SHA256) and
+        `anchor_path` keeps its head outside the journal; without them rows are plain SHA-256
+        (tests, and command-line readers that never audit). Raises a JournalError subclass
+        for a damaged, read-only or full journal.
+        """
         self.path = Path(path)
-        self._on_error = on_error
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._put_lock = threading.Lock()
-        self._closed = False
-        self._error_lock = threading.Lock()
-        self._errors = 0
-        self._last_error: str | None = None
-        self._sync = ""
+        self._audit_key = audit_key
+        self._anchor_path = anchor_path
+        self._anchor: AnchorKeeper | None = None
+        self.journal_id = ""
+        self.anchor_note = ""
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._direct: sqlite3.Connection | None = None
+        self._direct_lock = threading.Lock()
+        self._state_seq = 0
+        self._seq_lock = threading.Lock()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._lost_at_close: dict[str, int] = {}
         self._startup_error: BaseException | None = None
+        check_journal_file(self.path)  # not a database, truncated, unwritable: one clear error each
+        self._writer = JournalWriter(
+            self.path, capacity=capacity, max_batch=max_batch, retry_s=retry_s,
+            audit_key=audit_key, anchor=None, on_error=on_error,
+        )  # fmt: skip
         started = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(started,), name=f"journal-writer:{self.path.name}", daemon=True
@@ -97,35 +115,77 @@ class Journal:
         if self._startup_error is not None:
             self._thread.join()
             raise self._startup_error
+        if self.anchor_note:
+            log.warning("journal %s: %s", self.path, self.anchor_note)
         atexit.register(self.close)  # a forgotten close() must not lose the queued rows
 
     # --- health -------------------------------------------------------------------------------
 
     @property
     def errors(self) -> int:
-        """Rows that could not be written since opening."""
-        return self._errors
+        """Rows that could not be written since opening (rejected, or lost at close)."""
+        return self._writer.errors
 
     @property
     def last_error(self) -> str | None:
-        return self._last_error
+        return self._writer.last_error
 
     @property
     def backlog(self) -> int:
-        """Approximate number of queued items not yet taken by the writer."""
-        return self._queue.qsize()
+        """Rows accepted and not yet committed (queued, or held after a failed write)."""
+        return self._writer.backlog
+
+    @property
+    def capacity(self) -> int:
+        return self._writer.capacity
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def failure(self) -> str | None:
+        """Why writes are held back right now (disk full, queue full...), or None."""
+        return self._writer.failure
+
+    @property
+    def healthy(self) -> bool:
+        """True when nothing is held back and nothing was lost."""
+        return self._writer.failure is None and not self.lost_rows()
+
+    def lost_rows(self) -> dict[str, int]:
+        """Rows that will never be written, by kind ("fill": 3, ...): rejected ones, and at close the rest."""
+        return self._writer.lost()
+
+    def unwritten_rows(self) -> dict[str, int]:
+        """Rows accepted but not committed yet, by kind: held in memory while writes fail."""
+        return self._writer.unwritten()
+
+    def on_failure(self, callback: Callable[[str], None]) -> None:
+        """`callback(reason)` once each time the journal goes from healthy to failing, and on the
+        first rejected row. Runs on the writer thread (write errors) or on the enqueuing thread
+        (a full queue): from asyncio, hop with `loop.call_soon_threadsafe`. Must not block."""
+        self._writer.add_failure_callback(callback)
+
+    def on_recovery(self, callback: Callable[[], None]) -> None:
+        """`callback()` when held rows were written after a failure (same threads as on_failure)."""
+        self._writer.add_recovery_callback(callback)
+
+    async def wait_for_room(self) -> None:
+        """Return when the backlog is at most half the capacity: a simulator awaits this before each
+        step so it never outruns the writer. While writes fail it waits until they succeed again."""
+        await self._writer.wait_for_room()
+
+    @property
+    def has_room(self) -> bool:
+        return self._writer.backlog <= self._writer.low_water
+
     # --- writes (enqueue only) ----------------------------------------------------------------
 
     def _put(self, op: str, payload: Any) -> None:
-        with self._put_lock:  # nothing may slip in behind the stop marker
-            if self._closed:
-                raise RuntimeError(f"journal {self.path} is closed")
-            self._queue.put((op, payload))
+        if self._closed:
+            raise RuntimeError(f"journal {self.path} is closed")
+        self._writer.put(op, payload)
 
     def record_order(self, order: Order) -> None:
         """Insert or replace by client_id: the latest recorded state wins."""
@@ -165,9 +225,16 @@ class Journal:
         """Connection incidents and venue errors."""
         self._put("incident", (ts, venue, kind, message))
 
+    def _next_state_seq(self) -> int:
+        with self._seq_lock:
+            self._state_seq += 1
+            return self._state_seq
+
     def set_state(self, key: str, value: Any) -> None:
-        """Persist a JSON-serialisable value (Decimals come back as strings)."""
-        self._put("state", [key, canonical_json(value)])
+        """Persist a JSON-serialisable value (Decimals come back as strings). A later call for the
+        same key wins, whether queued or written at once by `write_state_now`."""
+        text = canonical_json(value)
+        self._put("state", [key, text, self._next_state_seq()])
 
     def record_approval(
         self,
@@ -191,40 +258,110 @@ class Journal:
     def audit(
         self, ts: datetime, operator: str, action: str, reason: str, details: Mapping[str, Any] | None = None
     ) -> None:
-        """Append a hash-chained row; the id and hashes are assigned by the writer, in queue order."""
+        """Append a chained row; the id and hashes are assigned by the writer, in commit order."""
         self._put("audit", [dt_to_text(ts), operator, action, reason, canonical_json(dict(details or {}))])
 
-    def flush(self, timeout: float = 5.0) -> bool:
+    # --- synchronous durable writes (the halt) --------------------------------------------------
+
+    def write_state_now(self, key: str, value: Any) -> None:
+        """Commit one state value with synchronous=FULL before returning, bypassing the queue.
+
+        Works while the queue is full or the writer is retrying; a queued older value for the same
+        key never overwrites it. Raises JournalWriteError (with `.cause`) if it did not commit.
+        Blocks for a few milliseconds (an fsync): call it where durability matters more than that.
+        """
+        text = canonical_json(value)
+        self._direct_write(f"state {key!r}", lambda conn: conn.execute(
+            schema.SQL["state"], [key, text, self._next_state_seq()]))  # fmt: skip
+
+    def audit_now(
+        self, ts: datetime, operator: str, action: str, reason: str, details: Mapping[str, Any] | None = None
+    ) -> int:
+        """Append an audit row and commit it (synchronous=FULL) before returning; returns its id.
+
+        Chains onto whatever the writer committed before; rows still queued chain after it.
+        Raises JournalWriteError if it did not commit.
+        """
+        params = [dt_to_text(ts), operator, action, reason, canonical_json(dict(details or {}))]
+        row_id = self._direct_write(
+            f"audit {action!r}", lambda conn: append_audit(conn, schema.SQL["audit"], params, self._audit_key)
+        )
+        if self._anchor is not None:
+            with self._direct_lock, contextlib.suppress(OSError):
+                assert self._direct is not None
+                self._anchor.advance(self._direct)
+        return int(row_id)
+
+    def _direct_write(self, what: str, write: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self._closed:
+            raise JournalWriteError(f"{what} not written: the journal {self.path} is closed")
+        with self._direct_lock:
+            try:
+                conn = self._direct_connection()
+                conn.execute("BEGIN IMMEDIATE")
+                result = write(conn)
+                conn.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                if self._direct is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        if self._direct.in_transaction:
+                            self._direct.execute("ROLLBACK")
+                cause = classify_sqlite_error(exc, self.path, doing="writing")
+                raise JournalWriteError(f"{what} not written: {cause}", cause) from None
+
+    def _direct_connection(self) -> sqlite3.Connection:
+        if self._direct is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._direct = conn
+        return self._direct
+
+    # --- flush, close -------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
         """Wait until everything enqueued before this call is committed.
 
-        False on timeout, or when a write failed meanwhile (see `errors`, `last_error`).
+        False on timeout, at once while writes are failing (see `failure`), or when a row was
+        rejected meanwhile (see `errors`, `last_error`).
         """
         if threading.current_thread() is self._thread:
             raise RuntimeError("flush() on the journal writer thread would wait for itself")
-        done = threading.Event()
-        errors_before = self._errors
-        with self._put_lock:
-            if self._closed:
-                return not self._thread.is_alive() and self._errors == errors_before
-            self._queue.put(("flush", done))
-        return done.wait(timeout) and self._errors == errors_before
+        return self._writer.flush(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Commit everything queued, stop the writer and close all connections. Idempotent."""
-        with self._put_lock:
+    def close(self, timeout: float | None = None) -> dict[str, int]:
+        """Write everything queued, stop the writer, close all connections. Idempotent.
+
+        Returns the rows that could not be written, by kind (empty when nothing was lost); the
+        same as `lost_rows()` afterwards. Without a timeout it waits for the writer to drain (the
+        buffer is bounded); with one, rows still unwritten when it expires are reported as lost.
+        """
+        with self._close_lock:
             if self._closed:
-                return
+                return self.lost_rows() or self._lost_at_close
             self._closed = True
-            self._queue.put(("stop", None))
+        self._writer.stop()
         atexit.unregister(self.close)
         with self._readers_lock:  # readers first, so the writer is last and folds the WAL back
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+        with self._direct_lock:
+            if self._direct is not None:
+                self._direct.close()
+                self._direct = None
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.error("journal writer for %s did not stop within %.1fs", self.path, timeout)
+                self._lost_at_close = self._writer.unwritten()
+                log.error("journal writer for %s did not finish within %.1fs: %s rows not written",
+                          self.path, timeout or 0, self._lost_at_close)  # fmt: skip
+                return self._lost_at_close
+        lost = self.lost_rows()
+        if lost:
+            log.error("journal %s closed with rows that could not be written: %s", self.path, lost)
+        return lost
 
     def __enter__(self) -> Journal:
         return self
@@ -234,7 +371,13 @@ class Journal:
     ) -> None:
         self.close()
 
-    # --- the writer thread --------------------------------------------------------------------
+    # --- the audit chain ------------------------------------------------------------------------
+
+    def verify_chain(self) -> AuditVerdict:
+        """Check this journal's chain with its key and anchor (call at engine start: broken -> HALTED)."""
+        return verify_chain(self.path, self._audit_key, self._anchor_path)
+
+    # --- the writer thread ----------------------------------------------------------------------
 
     def _run(self, started: threading.Event) -> None:
         try:
@@ -245,222 +388,45 @@ class Journal:
             return
         started.set()
         try:
-            self._serve(conn)
+            self._writer.serve(conn)
         finally:
             conn.close()
 
     def _connect_writer(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None)
         try:
-            conn.execute("PRAGMA busy_timeout = 5000")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot put {self.path} in WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._sync = "NORMAL"
-            schema.ensure_schema(sqlite_utils.Database(conn, execute_plugins=False))
+            prepare_journal_file(self.path)
+            conn = sqlite3.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise classify_sqlite_error(exc, self.path) from None
+        try:
+            self._setup(conn)
+        except JournalError:
+            conn.close()
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            conn.close()
+            raise classify_sqlite_error(exc, self.path) from None
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _serve(self, conn: sqlite3.Connection) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            rows = [item for item in batch if item[0] not in _CONTROL]
-            try:
-                if rows:
-                    self._write(conn, rows)
-            except Exception as exc:  # a bug in one batch must not end the journal
-                self._fail("journal writer", exc, lost=len(rows))
-                self._rollback(conn)
-            stop = False
-            for op, payload in batch:
-                if op == "flush":
-                    payload.set()
-                elif op == "stop":
-                    stop = True
-            if stop:
-                return
-
-    def _write(self, conn: sqlite3.Connection, rows: list[tuple[str, Any]]) -> None:
-        stmts: list[tuple[str, list[Any]]] = []
-        for op, payload in rows:
-            try:
-                stmts.append((op, schema.ENCODERS[op](payload)))
-            except Exception as exc:
-                self._fail(f"journal {op} not written", exc)
-        if not stmts:
-            return
-        durable = any(op in _DURABLE for op, _ in stmts)
-        skipped: set[int] = set()
-        failure: BaseException | None = None
-        for _attempt in range(_ATTEMPTS):
-            try:
-                self._transaction(conn, stmts, durable, skipped)
-                return
-            except sqlite3.Error as exc:
-                failure = exc
-                self._rollback(conn)
-        self._fail("journal batch lost", failure, lost=len(stmts) - len(skipped))
-
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
-        # A transaction left open would make every later BEGIN fail: the writer would be dead.
-        with contextlib.suppress(sqlite3.Error):
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-
-    def _transaction(
-        self, conn: sqlite3.Connection, stmts: list[tuple[str, list[Any]]], durable: bool, skipped: set[int]
-    ) -> None:
-        want = "FULL" if durable else "NORMAL"
-        if want != self._sync:  # cannot change inside a transaction
-            conn.execute(f"PRAGMA synchronous = {want}")
-            self._sync = want
-        conn.execute("BEGIN IMMEDIATE")
-        for index, (op, params) in enumerate(stmts):
-            if index in skipped:
-                continue
-            try:
-                if op == "audit":  # hashed here, inside the transaction, so rows chain in queue order
-                    append_audit(conn, schema.SQL["audit"], params)
-                else:
-                    conn.execute(schema.SQL[op], params)
-            except Exception as exc:
-                if not conn.in_transaction:  # SQLite abandoned the whole transaction (I/O, full disk)
-                    raise
-                skipped.add(index)  # this row alone is bad: drop it, keep the rest of the batch
-                self._fail(f"journal {op} not written", exc)
-        conn.execute("COMMIT")
-
-    def _fail(self, what: str, exc: BaseException | None, lost: int = 1) -> None:
-        message = f"{what}: {type(exc).__name__}: {exc}"
-        with self._error_lock:
-            self._errors += lost
-            self._last_error = message
-        log.error(message, exc_info=exc)
-        if self._on_error is not None:
-            try:
-                self._on_error(message)
-            except Exception:
-                log.exception("journal on_error callback failed")
-
-    # --- reads (any thread) -------------------------------------------------------------------
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        if self._closed:
-            raise RuntimeError(f"journal {self.path} is closed")
-        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
-        if db is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute("PRAGMA query_only = 1")
-            with self._readers_lock:
-                self._readers.append(conn)
-            db = self._local.db = sqlite_utils.Database(conn, execute_plugins=False)
-        return list(db.query(sql, params))
-
-    @staticmethod
-    def _since(column: str, since: datetime | None) -> tuple[str, list[Any]]:
-        return ("", []) if since is None else (f' WHERE "{column}" >= ?', [dt_to_text(since)])
-
-    def orders(self, open_only: bool = False) -> list[Order]:
-        """All orders (or only working ones) in the order they were first recorded."""
-        if open_only:
-            marks = ", ".join("?" for _ in schema.WORKING_STATUSES)
-            rows = self._query(
-                f"SELECT * FROM orders WHERE status IN ({marks}) ORDER BY rowid", schema.WORKING_STATUSES
-            )
-        else:
-            rows = self._query("SELECT * FROM orders ORDER BY rowid")
-        return [ORDER.decode(row) for row in rows]
-
-    def order(self, client_id: str) -> Order | None:
-        rows = self._query("SELECT * FROM orders WHERE client_id = ?", [client_id])
-        return ORDER.decode(rows[0]) if rows else None
-
-    def fills(self, since: datetime | None = None) -> list[Fill]:
-        where, params = self._since("ts", since)
-        return [FILL.decode(r) for r in self._query(f"SELECT * FROM fills{where} ORDER BY ts, rowid", params)]
-
-    def last_fill_ts(self) -> datetime | None:
-        value = self._query("SELECT MAX(ts) AS ts FROM fills")[0]["ts"]
-        return None if value is None else text_to_dt(value)
-
-    def trades(self, since: datetime | None = None) -> list[ClosedTrade]:
-        """Closed trades, by close time; `since` filters on closed_at."""
-        where, params = self._since("closed_at", since)
-        rows = self._query(f"SELECT * FROM trades{where} ORDER BY closed_at, id", params)
-        return [TRADE.decode(r) for r in rows]
-
-    def equity_curve(self, since: datetime | None = None) -> list[EquityPoint]:
-        where, params = self._since("ts", since)
-        rows = self._query(f"SELECT ts, equity, drawdown FROM equity{where} ORDER BY ts, id", params)
-        return [EquityPoint(text_to_dt(r["ts"]), Decimal(r["equity"]), Decimal(r["drawdown"])) for r in rows]
-
-    def equity_samples(self, since: datetime, until: datetime, *, before: bool = False) -> list[dict[str, Any]]:
-        """Whole equity rows (ts, equity, cash, unrealized, realized, drawdown) with since <= ts < until.
-
-        With `before`, only the last row before `since` (a day opens at the previous day's close).
-        """
-        if before:
-            sql, params = "SELECT * FROM equity WHERE ts < ? ORDER BY ts DESC, id DESC LIMIT 1", [since]
-        else:
-            sql, params = "SELECT * FROM equity WHERE ts >= ? AND ts < ? ORDER BY ts, id", [since, until]
-        rows = self._query(sql, [dt_to_text(t) for t in params])
-        return [
-            {"ts": text_to_dt(r["ts"]), **{k: Decimal(r[k]) for k in schema.EQUITY_VALUES}} for r in rows
-        ]
-
-    def alerts_between(self, since: datetime, until: datetime) -> list[AlertRecord]:
-        """Every alert with since <= ts < until, oldest first."""
-        rows = self._query(
-            "SELECT * FROM alerts WHERE ts >= ? AND ts < ? ORDER BY ts, id", [dt_to_text(since), dt_to_text(until)]
-        )
-        return [AlertRecord.from_row(r) for r in rows]
-
-    def _latest(self, table: str, limit: int) -> list[dict[str, Any]]:
-        newest = f"SELECT * FROM {table} ORDER BY id DESC LIMIT ?"
-        return self._query(f"SELECT * FROM ({newest}) ORDER BY id", [limit])
-
-    def alerts(self, limit: int = 200) -> list[AlertRecord]:
-        """The latest `limit` alerts, oldest first."""
-        return [AlertRecord.from_row(r) for r in self._latest("alerts", limit)]
-
-    def denials(self, limit: int = 200) -> list[DenialRecord]:
-        """The latest `limit` risk denials, oldest first, each with the intent as it was refused."""
-        return [DenialRecord.from_row(r) for r in self._latest("denials", limit)]
-
-    def incidents(self, since: datetime | None = None) -> list[IncidentRecord]:
-        where, params = self._since("ts", since)
-        rows = self._query(f"SELECT * FROM incidents{where} ORDER BY ts, id", params)
-        return [IncidentRecord.from_row(r) for r in rows]
-
-    def approvals(self, status: str | None = None) -> list[ApprovalRecord]:
-        if status is None:
-            rows = self._query("SELECT * FROM approvals ORDER BY ts, rowid")
-        else:
-            status = status.value if isinstance(status, enum.Enum) else status
-            rows = self._query("SELECT * FROM approvals WHERE status = ? ORDER BY ts, rowid", [status])
-        return [ApprovalRecord.from_row(r) for r in rows]
-
-    def get_state(self, key: str, default: Any = None) -> Any:
-        rows = self._query("SELECT value FROM state WHERE key = ?", [key])
-        return json.loads(rows[0]["value"]) if rows else default
-
-    def audit_rows(self) -> list[dict[str, Any]]:
-        """Audit rows in chain order; `ts` as datetime and `details` as a dict."""
-        rows = self._query("SELECT * FROM audit ORDER BY id")
-        return [{**r, "ts": text_to_dt(r["ts"]), "details": json.loads(r["details"])} for r in rows]
-
-    def audit_head(self) -> tuple[int, str]:
-        """(id, hash) of the newest audit row: keep it elsewhere to detect cut-off history."""
-        rows = self._query("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
-        return (rows[0]["id"], rows[0]["hash"]) if rows else (0, GENESIS_HASH)
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot put {self.path} in WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        prepare_journal_file(self.path)  # the -wal and -shm files SQLite just made: 0600 too
+        meta = schema.ensure_schema(sqlite_utils.Database(conn, execute_plugins=False))
+        self.journal_id = meta["journal_id"]
+        top = conn.execute("SELECT MAX(seq) FROM state").fetchone()[0]
+        self._state_seq = int(top or 0)  # a reopened journal keeps the newest-wins order of state rows
+        if self._audit_key is not None and self._anchor_path is not None:
+            keeper = AnchorKeeper(self._anchor_path, self._audit_key, self.journal_id)
+            keeper.prepare(conn, audit_anchored_before=meta.get("audit_anchored") == "1")
+            self.anchor_note = keeper.note
+            if keeper.active:
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_anchored', '1')")
+                self._anchor = keeper
+                self._writer.set_anchor(keeper)

@@ -14,6 +14,7 @@ import enum
 import json
 import types
 import typing
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -271,7 +272,8 @@ TABLES: dict[str, tuple[dict[str, type], str, tuple[str, ...]]] = {
         "request_id",
         ("status",),
     ),
-    "state": ({"key": str, "value": str}, "key", ()),
+    "state": ({"key": str, "value": str, "seq": int}, "key", ()),  # seq: the newest write wins, see SQL
+    "meta": ({"key": str, "value": str}, "key", ()),  # journal_id, audit_triggers, audit_anchored
     "audit": (
         {
             "id": int,
@@ -282,6 +284,7 @@ TABLES: dict[str, tuple[dict[str, type], str, tuple[str, ...]]] = {
             "details": str,
             "prev_hash": str,
             "hash": str,
+            "scheme": str,  # "hmac-sha256", or "sha256"/NULL for rows hashed before the chain was keyed
         },
         "id",
         (),
@@ -289,15 +292,20 @@ TABLES: dict[str, tuple[dict[str, type], str, tuple[str, ...]]] = {
 }
 
 # Guards against the application (or a careless script) rewriting history; a determined
-# editor can drop them, which is what the hash chain and verify_audit are for.
-_AUDIT_TRIGGERS = {
+# editor can drop them, which is what the keyed chain, the anchor and verify_chain are for.
+AUDIT_TRIGGERS = {
     "audit_no_update": "BEFORE UPDATE ON audit",
     "audit_no_delete": "BEFORE DELETE ON audit",
 }
 
 
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    """Create missing tables, add columns for fields added to the model since, index, protect audit."""
+def ensure_schema(db: sqlite_utils.Database) -> dict[str, str]:
+    """Create missing tables, add columns for fields added to the model since, index, protect audit.
+
+    Returns the `meta` table: every journal gets a random `journal_id` the first time it is opened.
+    A trigger found missing in a journal that had them is NOT re-created: that would hide the
+    tampering `verify_chain` reports.
+    """
     for name, (columns, pk, indexes) in TABLES.items():
         table = db.table(name)
         if not table.exists():
@@ -309,13 +317,25 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
                     table.add_column(col, col_type)
         for col in indexes:
             table.create_index([col], index_name=f"idx_{name}_{col}", if_not_exists=True)
-    for trigger, when in _AUDIT_TRIGGERS.items():
-        db.execute(
-            f"CREATE TRIGGER IF NOT EXISTS {trigger} {when} "
-            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
-        )
+    meta = {str(r[0]): str(r[1]) for r in db.execute("SELECT key, value FROM meta").fetchall()}
+    if meta.get("audit_triggers") != "1":
+        for trigger, when in AUDIT_TRIGGERS.items():
+            db.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {trigger} {when} "
+                "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+            )
+        meta["audit_triggers"] = _set_meta(db, "audit_triggers", "1")
+    if not meta.get("journal_id"):
+        meta["journal_id"] = _set_meta(db, "journal_id", uuid.uuid4().hex)
     if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return meta
+
+
+def _set_meta(db: sqlite_utils.Database, key: str, value: str) -> str:
+    db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+               [key, value])  # fmt: skip
+    return value
 
 
 def _insert(table: str, columns: list[str], verb: str = "INSERT", conflict: str = "") -> str:
@@ -338,7 +358,10 @@ SQL = {
     "alert_ack": 'UPDATE "alerts" SET "acked_at" = ?, "acked_by" = ? WHERE "alert_id" = ? AND "acked_at" IS NULL',
     "denial": _insert("denials", ["ts", "code", "message", *INTENT.names]),
     "incident": _insert("incidents", ["ts", "venue", "kind", "message"]),
-    "state": _upsert("state", ["key", "value"], "key"),
+    # Queued and synchronous writes of one key may commit out of call order: the higher seq
+    # (taken in call order) wins, so a halt written at once is never overwritten by an older queued row.
+    "state": _upsert("state", ["key", "value", "seq"], "key")
+    + ' WHERE "state"."seq" IS NULL OR excluded."seq" >= "state"."seq"',
     "approval": _upsert("approvals", list(TABLES["approvals"][0]), "request_id"),
     "audit": _insert("audit", list(TABLES["audit"][0])),
 }
