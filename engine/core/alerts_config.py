@@ -6,31 +6,14 @@ under which `engine.persistence.secrets.CredentialStore` keeps them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from engine.core.config_types import NonNegative, Positive, Section
 
 LevelName = Literal["INFO", "WARNING", "CRITICAL", "EMERGENCY"]
-
-
-def _non_negative(v: float) -> float:
-    if v < 0:
-        raise ValueError("must be 0 or more")
-    return v
-
-
-def _positive(v: float) -> float:
-    if v <= 0:
-        raise ValueError("must be greater than 0")
-    return v
-
-
-NonNegative = Annotated[float, AfterValidator(_non_negative)]
-Positive = Annotated[float, AfterValidator(_positive)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Section = Section
 
 
 class AlertRulesConfig(_Section):

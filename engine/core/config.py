@@ -8,54 +8,61 @@ Secrets never live here: credentials are referenced by keyring name only.
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from engine.core.alerts_config import AlertsConfig
+from engine.core.config_errors import ConfigError, ConfigProblem, describe, refuse
+from engine.core.config_rules import settings_contradictions
+from engine.core.config_types import (
+    AllowList,
+    Fraction,
+    FractionOrZero,
+    NonNegative,
+    NonNegativeInt,
+    PairList,
+    Positive,
+    PositiveInt,
+    Section,
+)
+from engine.core.venue_settings import VenuesConfig
+
+__all__ = ["ConfigError", "ConfigProblem", "Settings", "load_settings", "parse_settings", "save_settings"]
+
+_Section = Section
+StageName = Literal["paper", "testnet", "live_micro", "live_scaling", "production"]
+VenueModeName = Literal["simulated", "paper", "testnet", "live"]
 
 
-def _fraction(v: float) -> float:
-    if not 0 < v < 1:
-        raise ValueError("is not a fraction between 0 and 1")
+def _risk_schedule(v: list[float]) -> list[float]:
+    if not v:
+        raise ValueError("must list at least one step")
+    if any(b < a for a, b in itertools.pairwise(v)):
+        raise ValueError("must not decrease from one step to the next")
+    if v[-1] > 0.02:
+        raise ValueError("must not exceed 0.02 (2% of equity per trade)")
     return v
 
 
-def _fraction_or_zero(v: float) -> float:
-    if not 0 <= v < 1:
-        raise ValueError("is not a fraction between 0 (off) and 1")
+def _some_modes(v: list[str]) -> list[str]:
+    if not v:
+        raise ValueError("is empty: list at least one venue mode")
     return v
 
 
-def _positive(v: float) -> float:
-    if v <= 0:
-        raise ValueError("must be greater than 0")
-    return v
-
-
-def _positive_int(v: int) -> int:
-    if v < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return v
-
-
-Fraction = Annotated[float, AfterValidator(_fraction)]
-FractionOrZero = Annotated[float, AfterValidator(_fraction_or_zero)]
-Positive = Annotated[float, AfterValidator(_positive)]
-PositiveInt = Annotated[int, AfterValidator(_positive_int)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+RiskSchedule = Annotated[list[Fraction], AfterValidator(_risk_schedule)]
+VenueModes = Annotated[list[VenueModeName], AfterValidator(_some_modes)]
 
 
 class RiskConfig(_Section):
     risk_per_trade: Fraction = 0.005
-    size_schedule: list[Fraction] = Field(default_factory=lambda: [0.005, 0.01, 0.015, 0.02])
+    size_schedule: RiskSchedule = Field(default_factory=lambda: [0.005, 0.01, 0.015, 0.02])
     max_position_notional: Fraction = 0.25  # one order's notional as a share of equity
     daily_loss_limit: Fraction = 0.05
     max_drawdown: Fraction = 0.15
@@ -72,19 +79,8 @@ class RiskConfig(_Section):
     venue_error_window_s: Positive = 60.0
     max_volatility: Positive = 0.05  # realised, per hour, as a fraction
     volatility_window_s: Positive = 900.0
-    symbol_allowlist: list[str] = Field(default_factory=list)  # empty: every symbol of the venue
+    symbol_allowlist: AllowList = Field(default_factory=list)  # empty: every symbol of the venue
     warn_at: Fraction = 0.8
-
-    @field_validator("size_schedule")
-    @classmethod
-    def _schedule_rises(cls, v: list[float]) -> list[float]:
-        if not v:
-            raise ValueError("must list at least one step")
-        if any(b < a for a, b in itertools.pairwise(v)):
-            raise ValueError("must not decrease from one step to the next")
-        if v[-1] > 0.02:
-            raise ValueError("must not exceed 0.02 (2% of equity per trade)")
-        return v
 
 
 class ApprovalConfig(_Section):
@@ -92,32 +88,7 @@ class ApprovalConfig(_Section):
     policy: Literal["all", "new_positions", "notional_above", "by_stage"] = "by_stage"
     notional_threshold: Positive = 1000.0
     timeout_s: Positive = 1800.0
-    stages: list[str] = Field(default_factory=lambda: ["live_micro", "live_scaling", "production"])
-
-
-def _non_negative(v: float) -> float:
-    if v < 0:
-        raise ValueError("must not be negative")
-    return v
-
-
-NonNegative = Annotated[float, AfterValidator(_non_negative)]
-NonNegativeInt = Annotated[int, AfterValidator(_non_negative)]
-StageName = Literal["paper", "testnet", "live_micro", "live_scaling", "production"]
-VenueModeName = Literal["simulated", "paper", "testnet", "live"]
-
-
-def _risk_schedule(v: list[float]) -> list[float]:
-    if not v:
-        raise ValueError("must list at least one step")
-    if any(b < a for a, b in itertools.pairwise(v)):
-        raise ValueError("must not decrease from one step to the next")
-    if v[-1] > 0.02:
-        raise ValueError("must not exceed 0.02 (2% of equity per trade)")
-    return v
-
-
-RiskSchedule = Annotated[list[Fraction], AfterValidator(_risk_schedule)]
+    stages: list[StageName] = Field(default_factory=lambda: ["live_micro", "live_scaling", "production"])
 
 
 class StageCriteria(_Section):
@@ -135,10 +106,10 @@ class StageCriteria(_Section):
 
 
 class StageConfig(_Section):
-    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["simulated", "paper"])
+    venue_modes: VenueModes = Field(default_factory=lambda: ["simulated"])  # within engine.core.stage_venues
     capital_cap: Positive | None = None  # quote currency; None: full capital
     size_schedule: RiskSchedule = Field(default_factory=lambda: [0.005, 0.01])
-    symbol_allowlist: list[str] = Field(default_factory=list)  # empty: every symbol
+    symbol_allowlist: AllowList = Field(default_factory=list)  # empty: every symbol
     max_symbols: PositiveInt | None = None
     max_capital_step: Fraction | None = None  # a raise of capital per step, as a fraction
     criteria: StageCriteria = Field(default_factory=StageCriteria)
@@ -157,7 +128,7 @@ def _scaling_step(v: float | None) -> float | None:
 
 
 class LiveMicroConfig(StageConfig):
-    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["live"])
+    venue_modes: VenueModes = Field(default_factory=lambda: ["live"])
     capital_cap: Annotated[Positive | None, AfterValidator(_micro_cap)] = 1000.0
     max_symbols: PositiveInt | None = 1
     criteria: StageCriteria = Field(
@@ -168,7 +139,7 @@ class LiveMicroConfig(StageConfig):
 
 
 class LiveScalingConfig(StageConfig):
-    venue_modes: list[VenueModeName] = Field(default_factory=lambda: ["live"])
+    venue_modes: VenueModes = Field(default_factory=lambda: ["live"])
     capital_cap: Positive | None = 5000.0
     size_schedule: RiskSchedule = Field(default_factory=lambda: [0.015, 0.02])
     max_capital_step: Annotated[Fraction | None, AfterValidator(_scaling_step)] = 0.5
@@ -201,7 +172,7 @@ class StagesConfig(_Section):
     )
     testnet: StageConfig = Field(
         default_factory=lambda: StageConfig(
-            venue_modes=["testnet", "paper"],
+            venue_modes=["simulated", "testnet", "paper"],
             criteria=StageCriteria(
                 min_days=7, min_fill_rate=0.95, max_avg_slippage=0.005, max_connection_incidents=0
             ),
@@ -225,19 +196,25 @@ class StagesConfig(_Section):
 class SimulatorConfig(_Section):
     seed: int = 42
     speed: float | Literal["max"] = 1.0
-    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    symbols: PairList = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
     starting_cash: Positive = 100_000.0
     tick_interval_s: Positive = 0.25
     maker_fee: FractionOrZero = 0.0008
     taker_fee: FractionOrZero = 0.001
-    latency_ms: float = 0.0
+    latency_ms: NonNegative = 0.0
 
-    @field_validator("speed")
+    @field_validator("speed", mode="before")
     @classmethod
-    def _speed(cls, v: float | str) -> float | str:
-        if v != "max" and float(v) <= 0:
-            raise ValueError("must be a positive factor or 'max'")
-        return v
+    def _speed(cls, v: Any) -> float | str:
+        if v == "max":
+            return "max"
+        try:
+            factor = float(v) if not isinstance(v, bool) else math.nan
+        except (TypeError, ValueError):
+            factor = math.nan
+        if not math.isfinite(factor) or factor <= 0:
+            raise ValueError("must be a positive, finite factor or 'max'")
+        return factor
 
 
 class StrategyConfig(_Section):
@@ -285,56 +262,48 @@ class Settings(_Section):
     approvals: ApprovalConfig = Field(default_factory=ApprovalConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
-    venues: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    venues: VenuesConfig = Field(default_factory=VenuesConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
+
+    @model_validator(mode="after")
+    def _no_contradictions(self) -> Settings:
+        problems = settings_contradictions(self)
+        if problems:
+            refuse(problems)
+        return self
 
     @property
     def starting_cash(self) -> Decimal:
         return Decimal(str(self.simulator.starting_cash))
 
 
-class ConfigError(Exception):
-    """A config the operator must fix; str() is the whole human message."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
-
-
-def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"])
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        return f"{loc}: unknown setting (check the spelling)"
-    if kind == "missing":
-        return f"{loc}: required"
-    value = err.get("input")
-    shown = repr(value) if isinstance(value, str) else str(value)
-    if kind == "value_error":
-        return f"{loc}: {shown} {msg}"
-    return f"{loc}: {shown} is invalid ({msg[0].lower() + msg[1:] if msg else kind})"
-
-
 def parse_settings(data: dict[str, Any], source: str = "<config>") -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+        raise ConfigError(source, [p for err in exc.errors() for p in describe(Settings, dict(err))]) from None
 
 
 def load_settings(path: Path) -> Settings:
-    """Load and validate; a missing file gives the defaults."""
+    """Load and validate; a missing file gives the defaults. Every failure is one ConfigError line."""
     if not path.exists():
         return Settings()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot be read: {exc.strerror}"]) from None
+        raise ConfigError(str(path), [ConfigProblem("", "", f"cannot be read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not an error
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        rule = f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}, column {column}): save it as UTF-8"
+        raise ConfigError(str(path), [ConfigProblem("", "", rule)]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [ConfigProblem("", "", f"not valid TOML: {exc}")]) from None
     return parse_settings(data, str(path))
 
 
