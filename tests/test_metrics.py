@@ -59,7 +59,8 @@ def test_no_trades_gives_zeros_and_undefined_profit_factor() -> None:
     assert {k: v for k, v in stats.items() if k != "profit_factor"} == {
         "trades": 0, "wins": 0, "losses": 0, "breakeven": 0, "win_rate": 0.0, "expectancy": 0.0,
         "avg_win": 0.0, "avg_loss": 0.0, "largest_win": 0.0, "largest_loss": 0.0,
-        "longest_win_streak": 0, "longest_loss_streak": 0, "total_pnl": 0.0, "total_fees": 0.0,
+        "longest_win_streak": 0, "longest_loss_streak": 0, "current_loss_streak": 0, "total_pnl": 0.0,
+        "total_fees": 0.0,
         "avg_hold_s": 0.0,
     }  # fmt: skip
 
@@ -191,27 +192,49 @@ ACROSS_MIDNIGHT = curve_of(
 )
 
 
-def test_daily_drawdown_uses_the_trading_day_zone() -> None:
-    # UTC days: Jan 5 = [1000]; Jan 6 opens at 1000: 1200 -> 1080 -> 1026 -> 1134,
-    #   worst within the day (1200 - 1026) / 1200 = 0.145.
-    # NY days: Jan 5 = 1000 -> 1200 -> 1080: (1200 - 1080) / 1200 = 0.10;
-    #   Jan 6 opens at 1080: 1026 -> 1134: (1080 - 1026) / 1080 = 0.05. Worst 0.10.
+def test_worst_day_is_measured_from_the_open_and_the_intraday_fall_apart() -> None:
+    # UTC days: Jan 5 = [1000]; Jan 6 opens at 1000: 1200 -> 1080 -> 1026 -> 1134.
+    #   Never below its opening 1000: worst daily loss 0. Fall from the day's high (1200 - 1026) / 1200 = 0.145.
+    # NY days: Jan 5 = 1000 -> 1200 -> 1080: never below 1000 (loss 0), fall from the high (1200 - 1080) / 1200 = 0.10;
+    #   Jan 6 opens at 1080: 1026 -> 1134: loss from the open (1080 - 1026) / 1080 = 0.05, the worst day.
     utc = metrics.drawdown_stats(ACROSS_MIDNIGHT)
     ny = metrics.drawdown_stats(ACROSS_MIDNIGHT, tz="America/New_York")
-    assert utc["max_daily_drawdown"] == pytest.approx(0.145)
-    assert ny["max_daily_drawdown"] == pytest.approx(0.10)
+    assert (utc["worst_daily_loss"], utc["worst_daily_loss_date"]) == (0.0, None)
+    assert utc["max_intraday_drawdown"] == pytest.approx(0.145)
+    assert ny["worst_daily_loss"] == pytest.approx(0.05)
+    assert ny["worst_daily_loss_date"] == date(2026, 1, 6)
+    assert ny["max_intraday_drawdown"] == pytest.approx(0.10)
     assert utc["max_drawdown"] == ny["max_drawdown"] == pytest.approx(0.145)  # the zone only splits days
+
+
+def test_a_day_up_4_percent_that_closes_below_its_open_is_a_1_5_percent_worst_day() -> None:
+    # The issue's case: opens at 10,000, rises to 10,400 (+4 %), ends at 9,850 (1.5 % below the open).
+    # Like the daily-loss breaker: (10,000 - 9,850) / 10,000 = 0.015. From the day's high:
+    # (10,400 - 9,850) / 10,400 = 0.052885 (the 5.29 % that used to read against the daily loss limit).
+    day = T0 + timedelta(hours=1)
+    curve = curve_of((day, 10_000), (day + timedelta(hours=6), 10_400), (day + timedelta(hours=20), 9_850))
+    stats = metrics.drawdown_stats(curve)
+    assert stats["worst_daily_loss"] == pytest.approx(0.015)
+    assert stats["max_intraday_drawdown"] == pytest.approx(550 / 10_400)
+    assert metrics.report([], curve)["daily"][0]["max_loss_pct"] == pytest.approx(1.5)
+
+
+def test_open_pnl_counts_in_the_worst_day() -> None:
+    # Equity samples carry open positions at the mark: a dip to 9,400 with a position still open,
+    # recovered by the close, is a 6 % daily loss (the breaker would have seen it), not 0.
+    curve = curve_of((T0, 10_000), (T0 + timedelta(hours=3), 9_400), (T0 + timedelta(hours=9), 10_050))
+    assert metrics.drawdown_stats(curve)["worst_daily_loss"] == pytest.approx(0.06)
 
 
 def test_overnight_loss_counts_in_the_new_day() -> None:
     # Jan 5 23:50 = 1000, Jan 6 00:10 = 950, 01:00 = 960. Jan 6 opens at Jan 5's last 1000,
-    # so its drawdown is (1000 - 950) / 1000 = 0.05 even though within Jan 6 equity only rose.
+    # so its loss is (1000 - 950) / 1000 = 0.05 even though within Jan 6 equity only rose.
     curve = curve_of(
         (datetime(2026, 1, 5, 23, 50, tzinfo=UTC), 1000),
         (datetime(2026, 1, 6, 0, 10, tzinfo=UTC), 950),
         (datetime(2026, 1, 6, 1, 0, tzinfo=UTC), 960),
     )
-    assert metrics.drawdown_stats(curve)["max_daily_drawdown"] == pytest.approx(0.05)
+    assert metrics.drawdown_stats(curve)["worst_daily_loss"] == pytest.approx(0.05)
 
 
 def test_daily_pnl_per_trading_day() -> None:
@@ -230,56 +253,57 @@ def test_daily_pnl_per_trading_day() -> None:
 # --- Sharpe -------------------------------------------------------------------------------------
 
 
-def test_sharpe_daily_returns() -> None:
-    curve = curve_of(
-        (T0, 100),  # opening sample
-        (T0 + timedelta(hours=18), 104),  # Jan 5 close: 104 / 100 - 1 = +0.04
-        (T0 + timedelta(days=1, hours=18), "101.92"),  # Jan 6: 101.92 / 104 - 1 = -0.02
-        (T0 + timedelta(days=2, hours=18), "107.016"),  # Jan 7: 107.016 / 101.92 - 1 = +0.05
-    )
-    # mean = 0.07 / 3 = 0.02333; sample std = sqrt((0.01667² + 0.04333² + 0.02667²) / 2) = 0.03786;
-    # annualised: 0.02333 / 0.03786 x sqrt(365) = 11.77
-    returns = [0.04, -0.02, 0.05]
+def _daily_curve(returns: list[float], start: float = 100.0) -> list[tuple[datetime, Decimal]]:
+    """An opening sample, then one close per day at 18:00 compounding the given returns."""
+    points, value = [(T0, Decimal(repr(start)))], start
+    for i, r in enumerate(returns):
+        value *= 1 + r
+        points.append((T0 + timedelta(days=i, hours=18), Decimal(repr(value))))
+    return points
+
+
+def test_sharpe_daily_returns_annualised_by_sqrt_365() -> None:
+    # 30 daily returns alternating +2 % and -1 %: mean 0.005; deviations +-0.015, so the sample
+    # variance is 30 x 0.015² / 29 = 0.00023276 and the std 0.0152565;
+    # Sharpe = 0.005 / 0.0152565 x sqrt(365) = 6.2614.
+    returns = [0.02, -0.01] * 15
     expected = statistics.mean(returns) / statistics.stdev(returns) * math.sqrt(365)
-    assert expected == pytest.approx(11.77, abs=0.01)
+    assert expected == pytest.approx(6.2614, abs=1e-3)
+    curve = _daily_curve(returns)
+    assert list(metrics.daily_returns(curve)) == pytest.approx(returns)
     assert metrics.sharpe(curve) == pytest.approx(expected)
-    assert metrics.sharpe_with_basis(curve)[1] == "1D"
+    rep = metrics.report([], curve, section="drawdown")
+    assert (rep["sharpe_basis"], rep["sharpe_returns"], rep["sharpe_min_returns"]) == ("1D", 30, 30)
 
 
-def test_sharpe_zero_variance_and_too_few_periods() -> None:
-    flat = [(T0 + timedelta(days=i), Decimal(100)) for i in range(5)]
-    assert metrics.sharpe(flat) == 0.0
-    # +10 % every day is a constant return: zero variance, so 0.0 rather than a huge number.
-    steady = curve_of(*((T0 + timedelta(days=i), v) for i, v in enumerate(["100", "110", "121", "133.1"])))
-    assert metrics.sharpe(steady) == 0.0
-    assert metrics.sharpe([(T0, Decimal(100))]) == 0.0
-    assert metrics.sharpe([]) == 0.0
+def test_sharpe_is_none_below_the_minimum_sample() -> None:
+    # Three daily returns (+4 %, -2 %, +5 %) once gave a Sharpe of 11.77 (and -174 on another journal):
+    # under 30 returns there is no figure, and the text says why.
+    short = _daily_curve([0.04, -0.02, 0.05])
+    assert metrics.sharpe(short) is None
+    assert metrics.sharpe(_daily_curve([0.02, -0.01] * 14 + [0.02])) is None  # 29 returns
+    rep = metrics.report([], short, section="drawdown")
+    assert rep["sharpe"] is None and rep["sharpe_returns"] == 3
+    assert "not enough data (3 of 30 daily returns)" in metrics_text.format_report(rep)
 
 
-def test_short_run_falls_back_to_hourly_returns() -> None:
-    # Two hours within one UTC day: a single daily period, so hourly returns are used,
-    # annualised with 365 x 24 = 8760 periods a year.
-    # 10:00 = 100 (opening), 10:59 = 102 (hour 10 close: +0.02), 11:59 = 101.49 (101.49 / 102 - 1 = -0.005)
-    start = T0 + timedelta(hours=10)
-    curve = curve_of(
-        (start, 100), (start + timedelta(minutes=59), 102), (start + timedelta(minutes=119), "101.49")
-    )
-    # mean 0.0075, sample std 0.017678 -> 0.0075 / 0.017678 x sqrt(8760) = 39.71
-    returns = [0.02, -0.005]
-    expected = statistics.mean(returns) / statistics.stdev(returns) * math.sqrt(8760)
-    value, basis = metrics.sharpe_with_basis(curve)
-    assert basis == "1h"
-    assert value == pytest.approx(expected)
-    assert value == pytest.approx(39.71, abs=0.01)
+def test_sharpe_zero_variance_is_undefined_not_zero() -> None:
+    assert metrics.sharpe(_daily_curve([0.0] * 40)) is None
+    steady = _daily_curve([0.001] * 40)  # a constant return: zero variance, not a huge number
+    assert metrics.sharpe(steady) is None
+    assert "undefined (returns do not vary)" in metrics_text.format_report(metrics.report([], steady))
+    assert metrics.sharpe([(T0, Decimal(100))]) is None
+    assert metrics.sharpe([]) is None
 
 
-def test_one_hour_simulated_run_has_a_sharpe() -> None:
-    # 10:00 to 11:00 sampled every 5 minutes with a wobbly climb: not zero, not NaN.
+def test_one_hour_run_says_not_enough_data() -> None:
+    # The README's one-hour example used to show 0.00: one hour holds one daily return.
     start = T0 + timedelta(hours=10)
     curve = [(start + timedelta(minutes=5 * i), Decimal(1000 + i + (i % 3))) for i in range(13)]
-    value, basis = metrics.sharpe_with_basis(curve)
-    assert basis == "1h"
-    assert math.isfinite(value) and value > 0
+    rep = metrics.report([], curve)
+    assert rep["sharpe"] is None and rep["sharpe_returns"] == 1
+    assert "Sharpe (daily returns, x sqrt(365))" in metrics_text.format_report(rep)
+    assert "not enough data (1 of 30 daily returns)" in metrics_text.format_report(rep)
 
 
 # --- execution quality --------------------------------------------------------------------------
@@ -347,11 +371,14 @@ def test_execution_fill_rate_and_slippage() -> None:
         fill("F", Side.SELL, "1", "200"),
     ]
     stats = metrics.execution_stats(orders, fills, {"A": Decimal(100), "F": Decimal(202)})
-    # Fill rate over finished, non-rejected entry orders A, B, F (D is a protective leg, E still open):
-    # filled 2 + 1 + 1 = 4 of ordered 2 + 4 + 1 = 7.
-    assert stats["fill_rate"] == pytest.approx(4 / 7)
+    # Orders that could fill: the finished, non-rejected entry orders A, B, F (D is a protective leg,
+    # E still open, C rejected). Filled completely: A and F, so the per-order rate is 2 / 3.
     assert (stats["orders"], stats["filled_orders"], stats["order_fill_rate"]) == (3, 2, pytest.approx(2 / 3))
-    assert stats["rejected"] == 1
+    assert (stats["partially_filled_orders"], stats["rejected"]) == (1, 1)
+    # Notional, each order at its own price: A 2 x 100 of 2 x 100, B 1 x 50 of 4 x 50 (its limit),
+    # F 1 x 202 of 1 x 202: (200 + 50 + 202) / (200 + 200 + 202) = 452 / 602.
+    assert stats["notional_fill_rate"] == pytest.approx(452 / 602)
+    assert stats["notional_fill_rate_by_quote"] == {"USDT": pytest.approx(452 / 602)}
     # Slippage, positive = adverse:
     #   A buy  VWAP 101 vs 100:          (101 - 100) / 100       = 0.01
     #   D sell 94.05 vs stop trigger 95: -(94.05 - 95) / 95      = 0.01
@@ -364,7 +391,8 @@ def test_execution_fill_rate_and_slippage() -> None:
 
 def test_execution_without_orders_is_undefined_not_perfect() -> None:
     stats = metrics.execution_stats([], [])
-    assert stats["fill_rate"] is None and stats["avg_slippage"] is None
+    assert stats["order_fill_rate"] is None and stats["notional_fill_rate"] is None
+    assert stats["avg_slippage"] is None
     assert stats["rejected"] == 0 and stats["orders"] == 0
 
 
@@ -389,10 +417,14 @@ def test_report_is_strict_json_with_the_headline_numbers() -> None:
     assert rep["win_rate"] == pytest.approx(1 / 3)
     assert rep["profit_factor"] == pytest.approx(3.0)  # 30 / 10
     assert rep["max_drawdown"] == pytest.approx(0.25)  # (120 - 90) / 120
-    assert isinstance(rep["sharpe"], float)
+    assert rep["sharpe"] is None  # four hours: not enough daily returns
     assert rep["time_to_recover_s"] is None  # 105 never regains 120
     assert set(rep["per_symbol"]) == {"BTC/USDT", "ETH/USDT"}
-    assert rep["daily"] == [{"date": "2026-01-05", "pnl": 5.0, "pnl_pct": pytest.approx(5.0)}]
+    # opens at 100, lowest 90: 10 % below the open at worst
+    assert rep["daily"] == [
+        {"date": "2026-01-05", "pnl": 5.0, "pnl_pct": pytest.approx(5.0), "max_loss_pct": pytest.approx(10.0)}
+    ]
+    assert (rep["total_fees"], rep["fees_basis"]) == (0.0, "fills")
     assert rep["execution"]["avg_slippage"] == pytest.approx(0.01)
     assert rep["start"] == "2026-01-05T00:00:00+00:00"
 

@@ -136,12 +136,19 @@ def test_not_yet_recovered_until_the_old_peak_is_reached_again() -> None:
 
 def test_daily_drawdown_in_new_york_and_in_utc() -> None:
     # New York: hours 0-6 are Mar 2 (17:00-23:00), hours 7-10 Mar 3.
-    #   Mar 2 opens at 100: worst 110 -> 99 and 121 -> 108.9, both 0.10.
-    #   Mar 3 opens at Mar 2's close 108.9: 108.9 -> 96.8 = 12.1 / 108.9 = 1/9.
+    #   Mar 2 opens at 100: lowest 99, a loss of 0.01 from the open; from a day's high 110 -> 99
+    #   and 121 -> 108.9 are both 0.10.
+    #   Mar 3 opens at Mar 2's close 108.9: lowest 96.8, a loss of 12.1 / 108.9 = 1/9 (from the open,
+    #   which is also its high).
     ny = metrics.drawdown_stats(CURVE, tz="America/New_York")
-    assert ny["max_daily_drawdown"] == pytest.approx(1 / 9)
-    # UTC: hours 0-1 are Mar 2; Mar 3 opens at 110 and holds the whole 121 -> 96.8 dip: 0.20.
-    assert metrics.drawdown_stats(CURVE)["max_daily_drawdown"] == pytest.approx(0.2)
+    assert ny["worst_daily_loss"] == pytest.approx(1 / 9)
+    assert str(ny["worst_daily_loss_date"]) == "2026-03-03"
+    assert ny["max_intraday_drawdown"] == pytest.approx(1 / 9)
+    # UTC: hours 0-1 are Mar 2 (never below 100); Mar 3 opens at 110 and goes down to 96.8:
+    # 13.2 / 110 = 0.12 below its open, while the fall from its 121 high is 0.20.
+    utc = metrics.drawdown_stats(CURVE)
+    assert utc["worst_daily_loss"] == pytest.approx(0.12)
+    assert utc["max_intraday_drawdown"] == pytest.approx(0.2)
     days = metrics.daily_pnl(CURVE, tz="America/New_York")
     assert [d for d, _, _ in days] == [date(2026, 3, 2), date(2026, 3, 3)]
     assert [p for _, p, _ in days] == pytest.approx([8.9, 9.68])  # 108.9 - 100; 118.58 - 108.9

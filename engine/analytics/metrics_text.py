@@ -14,6 +14,7 @@ _TRADE_ROWS = [
     ("largest_win", "Largest win", "money"), ("largest_loss", "Largest loss", "money"),
     ("longest_win_streak", "Longest win streak", "int"),
     ("longest_loss_streak", "Longest loss streak", "int"),
+    ("current_loss_streak", "Losses in a row now", "int"),
     ("total_pnl", "Total P&L (net)", "money"), ("total_fees", "Total fees", "money"),
     ("avg_hold_s", "Average hold", "secs"),
 ]  # fmt: skip
@@ -21,15 +22,22 @@ _EQUITY_ROWS = [
     ("final_equity", "Final equity", "money"), ("peak_equity", "Peak equity", "money"),
     ("total_return", "Total return", "pct"), ("max_drawdown", "Max drawdown", "pct"),
     ("current_drawdown", "Current drawdown", "pct"),
-    ("max_daily_drawdown", "Worst daily drawdown", "pct"),
+    ("worst_daily_loss", "Worst day (loss from its open)", "pct"),
+    ("max_intraday_drawdown", "Worst intraday fall from a day's high", "pct"),
     ("time_to_recover_s", "Time to recover", "secs"), ("sharpe", "Sharpe", "ratio"),
 ]  # fmt: skip
 _EXECUTION_ROWS = [
     ("orders", "Entry orders", "int"), ("filled_orders", "Filled completely", "int"),
-    ("rejected", "Rejected", "int"), ("fill_rate", "Fill rate (qty)", "pct"),
+    ("partially_filled_orders", "Filled in part", "int"), ("rejected", "Rejected", "int"),
+    ("order_fill_rate", "Fill rate (orders)", "pct"), ("notional_fill_rate", "Fill rate (notional)", "pct"),
     ("avg_slippage", "Average slippage", "bp"), ("max_slippage", "Worst slippage", "bp"),
 ]  # fmt: skip
-_NONE_TEXT = {"time_to_recover_s": "not recovered", "profit_factor": "n/a"}
+_NONE_TEXT = {
+    "time_to_recover_s": "not recovered",
+    "profit_factor": "n/a",
+    "sharpe": "not enough data",
+    "notional_fill_rate": "n/a (several quote currencies)",
+}
 
 
 def _duration(seconds: float) -> str:
@@ -63,6 +71,16 @@ def _cell(key: str, values: dict[str, Any], kind: str) -> str:
     # None means "undefined": with winners and no loser the ratio is unbounded, not missing
     if key == "profit_factor" and values[key] is None and values.get("wins"):
         return "no losses"
+    if key == "sharpe" and values[key] is None:
+        have, need = values.get("sharpe_returns"), values.get("sharpe_min_returns")
+        if have is not None and need is not None and have >= need:
+            return "undefined (returns do not vary)"
+        if have is not None and need is not None:
+            return f"not enough data ({have} of {need} daily returns)"
+    if key == "notional_fill_rate" and values[key] is None and not values.get("notional_fill_rate_by_quote"):
+        return "-"
+    if key == "total_fees" and values.get("fees_basis") == "closed trades":
+        return f"{values[key]:,.2f} (closed trades only)"
     return _fmt(key, values[key], kind)
 
 
@@ -92,11 +110,8 @@ def format_report(rep: dict[str, Any]) -> str:
     if "trades" in rep:
         out += _block("Trades", rep, _TRADE_ROWS)
     if "max_drawdown" in rep:
-        basis = rep.get("sharpe_basis") or "1D"
-        rows = [
-            (k, f"Sharpe ({basis} returns, annualised)" if k == "sharpe" else label, kind)
-            for k, label, kind in _EQUITY_ROWS
-        ]
+        sharpe_label = "Sharpe (daily returns, x sqrt(365))"
+        rows = [(k, sharpe_label if k == "sharpe" else label, kind) for k, label, kind in _EQUITY_ROWS]
         out += _block("Equity and drawdown", rep, rows)
     if rep.get("execution"):
         out += _block("Execution", rep["execution"], _EXECUTION_ROWS)
@@ -111,6 +126,9 @@ def format_report(rep: dict[str, Any]) -> str:
         if rows:
             out += _table(f"By {by}", [by.capitalize()] + [label for _, label, _ in columns], rows)
     if rep.get("daily"):
-        rows = [[d["date"], _fmt("pnl", d["pnl"], "money"), f"{d['pnl_pct']:.2f} %"] for d in rep["daily"]]
-        out += _table("Daily P&L", ["Date", "P&L", "P&L %"], rows)
+        rows = [
+            [d["date"], _fmt("pnl", d["pnl"], "money"), f"{d['pnl_pct']:.2f} %", f"{d.get('max_loss_pct', 0.0):.2f} %"]
+            for d in rep["daily"]
+        ]
+        out += _table("Daily P&L", ["Date", "P&L", "P&L %", "Deepest below open"], rows)
     return "\n".join(out).rstrip() + "\n"

@@ -294,10 +294,18 @@ class Portfolio:
             exit_price=b.trip_exit_value / b.trip_exit_qty if b.trip_exit_qty else ZERO,
             opened_at=b.opened_at or ts,
             closed_at=ts,
-            pnl=b.trip_gross - b.trip_fees,
+            pnl=_trip_gross_exact(b) - b.trip_fees,
             fees=b.trip_fees,
             tag=b.trip_tag,
             strategy=b.trip_strategy,
         )
         self.closed_trades.append(trade)
         return trade
+
+
+def _trip_gross_exact(b: _Book) -> Decimal:
+    """Flat to flat, the trip's gross P&L is exit value - entry cost: exact in Decimal, with no average
+    price division, so a true breakeven books 0 and not -1E-25 (the average-cost sum drifts by that)."""
+    if b.trip_exit_qty != b.trip_entry_qty:
+        return b.trip_gross
+    return (b.trip_exit_value - b.trip_entry_cost) * (1 if b.trip_side is Side.BUY else -1)
