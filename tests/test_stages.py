@@ -145,19 +145,34 @@ def _orders_and_fills(n: int, filled_of_10: int, slip: float) -> tuple[list[Orde
 
 
 @pytest.mark.parametrize(
-    ("filled_of_10", "slip", "failing"),
+    ("n", "filled_of_10", "slip", "failing"),
     [
-        (9, 0.0049, []),  # 199/200 filled = 99.5 %
-        (0, 0.0049, []),  # 190/200 = 95 % exactly: not above 95 %
-        (9, 0.005, ["avg_slippage"]),
+        (21, 9, 0.0049, []),  # 20 of 21 orders filled completely = 95.2 %
+        (20, 9, 0.0049, ["fill_rate"]),  # 19 of 20 = 95 % exactly: not above 95 % (199/200 of the quantity)
+        (20, 0, 0.0049, ["fill_rate"]),
+        (21, 9, 0.005, ["avg_slippage"]),
     ],
 )
-def test_testnet_fill_rate_and_slippage(filled_of_10: int, slip: float, failing: list[str]) -> None:
-    orders, fills, refs = _orders_and_fills(20, filled_of_10, slip)
+def test_testnet_fill_rate_is_per_order(n: int, filled_of_10: int, slip: float, failing: list[str]) -> None:
+    orders, fills, refs = _orders_and_fills(n, filled_of_10, slip)
     data = JournalData(orders=orders, fills=fills, reference_prices=refs, since=T0)
     ev = evaluate("testnet", data, T0 + 7 * DAY)
-    expected = ["fill_rate"] if filled_of_10 == 0 else failing
-    assert [c.name for c in ev.failing] == expected
+    assert [c.name for c in ev.failing] == failing
+
+
+def test_unfilled_btc_and_filled_sol_is_half_the_orders_not_99_76_percent() -> None:
+    # The journal: 0.4 BTC ordered and never filled, 166 SOL ordered and filled. Adding the
+    # quantities gave 166 / 166.4 = 99.76 %, passing testnet's "> 95 %". Per order it is 1 of 2 = 50 %;
+    # by notional 166 x 150 / (0.4 x 60,000 + 166 x 150) = 24,900 / 48,900 = 50.92 %.
+    btc = Order("b", "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.4"), price=Decimal(60_000),
+                status=OrderStatus.CANCELED, created_at=T0 + DAY)  # fmt: skip
+    sol = Order("s", "SOL/USDT", Side.BUY, OrderType.MARKET, Decimal(166), status=OrderStatus.FILLED,
+                filled_qty=Decimal(166), created_at=T0 + DAY, ref_price=Decimal(150))  # fmt: skip
+    sol_fill = Fill("f", "s", "SOL/USDT", Side.BUY, Decimal(166), Decimal(150), Decimal(0), T0 + DAY)
+    ev = evaluate("testnet", JournalData(orders=[btc, sol], fills=[sol_fill], since=T0), T0 + 7 * DAY)
+    assert ev.measured["fill_rate"] == 0.5
+    assert ev.measured["notional_fill_rate"] == pytest.approx(24_900 / 48_900)
+    assert "fill_rate" in [c.name for c in ev.failing]
 
 
 def test_testnet_connection_incident_fails() -> None:
@@ -205,7 +220,7 @@ def test_thresholds_come_from_the_config() -> None:
     ("data", "flag"),
     [
         (JournalData(trades=trades(3, 7), since=T0), "win_rate_floor"),  # 30 % after 10 trades
-        (JournalData(trades=trades(5, 5, loss_first=True), since=T0), "consecutive_losses"),
+        (JournalData(trades=from_pnls([10] * 5 + [-10] * 5), since=T0), "consecutive_losses"),  # 5 in a row now
         (JournalData(equity=curve((0, 100_000), (0.5, 94_999)), since=T0), "daily_drawdown"),
     ],
 )
@@ -215,10 +230,21 @@ def test_red_flags_trip(data: JournalData, flag: str) -> None:
     assert not ev.passed
 
 
+def test_a_day_up_4_percent_closing_1_5_percent_below_its_open_trips_no_daily_flag() -> None:
+    # Measured from the day's high it read 5.29 % and demoted; the breaker sees 1.5 % below the open.
+    data = JournalData(equity=curve((0, 100_000), (0.3, 104_000), (0.9, 98_500)), since=T0)
+    ev = evaluate("live_micro", data, T0 + DAY)
+    assert ev.measured["worst_daily_loss"] == pytest.approx(0.015)
+    assert "daily_drawdown" not in [c.name for c in ev.red_flags]
+
+
 def test_red_flags_hold_at_their_boundaries() -> None:
     ok = [
         JournalData(trades=trades(4, 6), since=T0),  # 40 % is not under 40 %
         JournalData(trades=trades(1, 4, loss_first=True), since=T0),  # 4 in a row
+        # 5 in a row earlier in the window, ended by a win: the breaker's streak is 0 now, so no flag
+        JournalData(trades=from_pnls([-10] * 5 + [10] * 5), since=T0),
+        JournalData(trades=from_pnls([-10] * 5 + [0]), since=T0),  # a breakeven ends the streak too
         JournalData(equity=curve((0, 100_000), (0.5, 95_000)), since=T0),  # 5 % is not over 5 %
         JournalData(trades=from_pnls([10, -10, -10, -10, -10, 10, -10, -10, -10]), since=T0),  # 9: too few
     ]

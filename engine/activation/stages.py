@@ -5,6 +5,12 @@ is tested on synthetic histories. Everything is measured over the window since t
 (or, for live scaling, the capital level) began. Each criterion carries its measured
 value, its threshold and the comparison; a value that cannot be measured (no trades, no
 orders) never passes a criterion and never trips a red flag.
+
+Measured like the breakers they stand beside: the daily-drawdown red flag reads the deepest
+the equity went below a day's opening equity (open P&L included, as the daily-loss breaker),
+the consecutive-losses flag the current streak (a win or a breakeven ends it), and the testnet
+fill-rate criterion the share of orders filled completely (never a sum of quantities of
+different instruments). The definitions are in engine.analytics.metrics.
 """
 
 from __future__ import annotations
@@ -187,11 +193,14 @@ def measure(data: JournalData, now: datetime, tz: str = "UTC") -> dict[str, floa
         "win_rate": win_rate,
         "win_rate_gap": gap,
         "max_drawdown": dd["max_drawdown"] if curve else None,
-        "max_daily_drawdown": dd["max_daily_drawdown"] if curve else None,
-        "consecutive_losses": float(ts["longest_loss_streak"]),
+        # the daily-loss breaker's measure: deepest below the day's opening equity, open P&L included
+        "worst_daily_loss": dd["worst_daily_loss"] if curve else None,
+        # the breaker's count: losses since the last trade that did not lose (not the window's longest run)
+        "consecutive_losses": float(ts["current_loss_streak"]),
         "unexpected_errors": float(len(incidents) - connection),
         "connection_incidents": float(connection),
-        "fill_rate": ex["fill_rate"],
+        "fill_rate": ex["order_fill_rate"],  # per order: filled orders / orders that could fill
+        "notional_fill_rate": ex["notional_fill_rate"],  # shown, not a criterion
         "avg_slippage": ex["avg_slippage"],
     }
 
@@ -236,7 +245,7 @@ def criteria_for(stage: str, m: Mapping[str, float | None], config: StagesConfig
     if c.min_fill_rate is not None:
         out.append(
             _check("fill_rate", m["fill_rate"], ">", c.min_fill_rate,
-                   f"fill rate above {c.min_fill_rate:.0%}", "fraction")
+                   f"fill rate above {c.min_fill_rate:.0%} of orders (filled completely)", "fraction")
         )  # fmt: skip
     if c.max_avg_slippage is not None:
         out.append(
@@ -264,10 +273,10 @@ def red_flags_for(m: Mapping[str, float | None], config: StagesConfig) -> list[C
     return [
         _check("win_rate_floor", win_rate, ">=", r.min_win_rate,
                f"win rate not under {r.min_win_rate:.0%} (after {r.min_trades} trades)", "fraction", True),
-        _check("daily_drawdown", m["max_daily_drawdown"], "<=", r.max_daily_drawdown,
-               f"daily drawdown not over {r.max_daily_drawdown:.0%}", "fraction", True),
+        _check("daily_drawdown", m["worst_daily_loss"], "<=", r.max_daily_drawdown,
+               f"no day more than {r.max_daily_drawdown:.0%} below its opening equity", "fraction", True),
         _check("consecutive_losses", m["consecutive_losses"], "<", r.max_consecutive_losses,
-               f"fewer than {r.max_consecutive_losses} losses in a row", "count", True),
+               f"fewer than {r.max_consecutive_losses} losses in a row now", "count", True),
         _check("slippage", m["avg_slippage"], "<=", r.max_slippage,
                f"average slippage not over {r.max_slippage:.0%}", "fraction", True),
     ]  # fmt: skip
