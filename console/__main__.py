@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot-after", type=float, default=20.0, metavar="SECONDS")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version and exit")
+    from console import control_cli  # status, halt, close-all, resume, watch, certs; --attach; the control server
+
+    control_cli.add_top_level_options(p)
     sub = p.add_subparsers(dest="command")
+    control_cli.add_commands(sub)
     rep = sub.add_parser("report", help="print the performance metrics from the journal")
     rep.add_argument("--section", choices=["trades", "drawdown", "all"], default="all")
     rep.add_argument("--json", action="store_true", help="one JSON object")
@@ -62,11 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     apr_sub = apr.add_subparsers(dest="approvals_action", required=True)
     apr_list = apr_sub.add_parser("list", help="pending requests")
     apr_list.add_argument("--json", action="store_true")
+    control_cli.add_connection_options(apr_list, with_operator=False)
     for name in ("approve", "reject"):
         act = apr_sub.add_parser(name, help=f"{name} a pending request")
         act.add_argument("request_id")
         act.add_argument("--operator", default="", help="who decides (default: the login name)")
         act.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the engine to apply it")
+        control_cli.add_connection_options(act, with_operator=False)
         if name == "approve":
             act.add_argument("--qty", help="approve a smaller quantity (never a larger one)")
         else:
@@ -85,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     paths = app_paths()
+    from console import control_cli
+
+    if args.command in control_cli.COMMANDS:
+        return control_cli.run(args, paths)
     if args.command == "report":
         from console.cli import report
 
@@ -108,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "approvals":
         from console.cli import approvals
 
+        served = control_cli.approvals(args, paths)  # through the running engine when one serves
+        if served is not None:
+            return served
         act = args.approvals_action
         if act == "list":
             return approvals(paths, "list", as_json=args.json)
@@ -128,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     from engine.app.factory import RunOptions
 
     opts = RunOptions(seed=args.seed, speed=args.speed)
+    if args.attach:
+        from console.fleet import run_fleet_gui
+
+        return run_fleet_gui(args, paths, settings)
     if not args.headless:
         if _has_display() or args.smoke_test:
             try:
@@ -144,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     from engine.app.headless import main_headless
 
-    return main_headless(settings, paths, opts, args.duration)
+    return main_headless(settings, paths, opts, args.duration, control=control_cli.control_options_from(args))
 
 
 def _has_display() -> bool:

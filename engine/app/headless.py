@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 
+from engine.app.control_setup import ControlOptions, ControlServerError, start_control
 from engine.app.factory import RunOptions, build_engine
 from engine.app.kernel import Engine
 from engine.core.config import Settings
@@ -20,8 +21,15 @@ async def run_headless(
     opts: RunOptions,
     duration_s: float | None,
     status_every_s: float = 5.0,
+    control: ControlOptions | None = None,
 ) -> int:
     engine = build_engine(settings, paths, opts)
+    try:  # serve before touching the venue: a bad bind is reported before anything trades
+        served = await start_control(engine, paths, control or ControlOptions())
+    except ControlServerError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        engine.journal.close()
+        return 2
     loop = asyncio.get_running_loop()
     stop_reason: list[str] = []
 
@@ -32,12 +40,18 @@ async def run_headless(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal, sig.name)
-    await engine.start()
+    try:
+        await engine.start()
+    except BaseException:
+        await served.stop()  # no endpoint file left pointing at an engine that never ran
+        raise
     print(
         f"trading-console headless: {engine.venue.name} ({engine.venue.mode}), state {engine.risk.state.value}, "
         f"journal {paths.journal_file}",
         flush=True,
     )
+    if served.server is not None:
+        print(f"control API on {served.server.url} (`trading-console status`, `halt`, `--attach`)", flush=True)
     status = asyncio.create_task(_print_status(engine, status_every_s))
     try:
         await engine.run(duration_s)
@@ -45,6 +59,7 @@ async def run_headless(
         status.cancel()
         if stop_reason:
             print(f"received {stop_reason[0]}: shutting down ({settings.engine.shutdown})", flush=True)
+        await served.stop()
         await engine.shutdown()
         print(engine.status_line(), flush=True)
         engine.journal.close()
@@ -60,9 +75,12 @@ async def _print_status(engine: Engine, every_s: float) -> None:
             next_at = time.monotonic() + every_s
 
 
-def main_headless(settings: Settings, paths: AppPaths, opts: RunOptions, duration_s: float | None) -> int:
+def main_headless(
+    settings: Settings, paths: AppPaths, opts: RunOptions, duration_s: float | None,
+    control: ControlOptions | None = None,
+) -> int:  # fmt: skip
     try:
-        return asyncio.run(run_headless(settings, paths, opts, duration_s))
+        return asyncio.run(run_headless(settings, paths, opts, duration_s, control=control))
     except KeyboardInterrupt:
         return 130
     finally:

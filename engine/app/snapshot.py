@@ -20,7 +20,8 @@ SNAPSHOT_VERSION = 1
 def engine_name(engine: Engine) -> str:
     """A short name for the fleet strip: the venue and its mode (e.g. 'binance testnet')."""
     mode: Any = engine.venue.mode
-    return f"{engine.venue.name} {getattr(mode, 'value', mode)}"
+    mode = str(getattr(mode, "value", mode))
+    return engine.venue.name if mode == engine.venue.name else f"{engine.venue.name} {mode}"
 
 
 def engine_status(engine: Engine) -> dict[str, Any]:
