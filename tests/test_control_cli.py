@@ -143,8 +143,8 @@ def test_a_headless_engine_serves_by_default_and_halts_from_the_command_line(tmp
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the headless engine never served"
             time.sleep(0.1)
-        halt = subprocess.run([sys.executable, "-m", "console", "halt", "--reason", "from a test"], env=env_for(tmp_path),
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        halt = subprocess.run([sys.executable, "-m", "console", "halt", "--reason", "from a test"],
+                              env=env_for(tmp_path), capture_output=True, text=True, timeout=60)  # fmt: skip
         assert halt.returncode == 0, halt.stderr
         status = subprocess.run([sys.executable, "-m", "console", "status", "--json"], env=env_for(tmp_path),
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
