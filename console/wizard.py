@@ -33,6 +33,7 @@ from console.wizard_pages import (
 )
 from engine.activation.stages import LIVE_STAGES, STAGE_LABELS, Evaluation, next_stage
 from engine.core.config import save_settings
+from engine.core.config_rules import apply_risk_changes
 from engine.persistence.secrets import CredentialStore
 
 if TYPE_CHECKING:
@@ -218,7 +219,11 @@ class SummaryPage(QWizardPage):
         """Finish: save the setup; promote when asked, and finish only when the engine agrees."""
         if self.wiz.promotion is not None and self.wiz.promotion[0]:
             return True  # QWizard.accept() validates again after the engine said yes
-        self.wiz.apply_setup()
+        try:
+            self.wiz.apply_setup()
+        except ValueError as exc:  # limits that contradict each other, endpoints that do not go together
+            self.result.setText(f"✖ Not saved: {exc}")
+            return False
         if not self.promote.isChecked():
             return True
         self.busy = True
@@ -310,8 +315,7 @@ class ActivationWizard(QWizard):
         s = self.engine.settings
         values = self.risk_page.values()
         cap = values.pop("capital_cap")
-        for k, v in values.items():
-            setattr(s.risk, k, v)  # validated on assignment
+        apply_risk_changes(s.risk, values)  # all or nothing, with the config's cross-field rules
         target = self.target_stage
         if cap is not None and target is not None:
             s.stages.stage(target).capital_cap = float(cap)

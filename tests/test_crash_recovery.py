@@ -64,8 +64,13 @@ atr_stop_mult = 0.5
 take_profit_mult = 0.5
 max_hold_s = 0.6
 
+[stages]
+initial = "testnet"  # binance testnet: the Paper stage runs only the simulated venue
+
 [venues.binance]
+mode = "testnet"
 rest_public = "{fake.rest_url}"
+rest_private = "{fake.rest_url}"
 ws_public = "{fake.ws_url}"
 ws_private = "{fake.ws_api_url}"
 timeout_s = 2.0

@@ -35,7 +35,7 @@ def venue_for(fake: FakeBinance) -> CcxtVenue:
 def engine_on(fake: FakeBinance, home: Path, **conf: Any) -> Engine:
     settings = settings_for(stop_loss_required=False)  # no protective legs: one order per test
     settings.engine.venue = "binance"
-    settings.venues["binance"] = {"reconcile_interval_s": 0, "reconcile_backoff_s": 0.01, **conf}
+    settings.venues["binance"] = {"mode": "testnet", "reconcile_interval_s": 0, "reconcile_backoff_s": 0.01, **conf}
     return Engine(settings, venue_for(fake), Journal(home / "journal.sqlite"), SystemClock(), symbols=SYMBOLS)
 
 

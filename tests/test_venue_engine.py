@@ -191,7 +191,9 @@ def test_the_factory_builds_an_alpaca_engine_from_the_config(tmp_path: Path, mon
             monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
             s = _settings()
             s.engine.venue = "alpaca"
+            s.stages.initial = "testnet"  # Alpaca paper is a Testnet-stage venue
             s.venues["alpaca"] = {"mode": "paper", "endpoint": fake.url, "data_url": fake.url,
+                                  "stream_url": fake.stream_url, "data_stream_url": fake.stream_url,
                                   "symbols": ["AAPL", "SPY"], **FAST}  # fmt: skip
             paths = AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "logs")
             e = build_engine(s, paths, RunOptions(with_strategy=False))

@@ -7,18 +7,21 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.app.kernel import Engine
 from engine.core.clock import Clock, SimClock, SystemClock
-from engine.core.config import Settings
+from engine.core.config import ConfigError, ConfigProblem, Settings
 from engine.core.events import EventBus
 from engine.core.model import VenueMode
 from engine.core.paths import AppPaths
+from engine.core.stage_venues import check_stage_allows
+from engine.core.venue_settings import AlpacaMode
 from engine.persistence.journal import Journal
 from engine.strategies.ema_cross import EmaCross
 
 if TYPE_CHECKING:
+    from engine.core.venue_settings import AlpacaSettings, BinanceSettings
     from engine.venues.alpaca_venue import AlpacaVenue
     from engine.venues.ccxt_venue import CcxtVenue
 
@@ -47,6 +50,11 @@ def build_engine(
         sim.speed = opts.speed  # type: ignore[assignment]
     paths.ensure()
     journal = Journal(paths.journal_file)
+    try:  # before any credential is read or any venue reached: the stage decides which venues may run
+        check_stage_allows(settings, journal.get_state("stage") or settings.stages.initial, str(paths.config_file))
+    except ConfigError:
+        journal.close()
+        raise
     factory = (lambda e, symbols: EmaCross(e, symbols, settings.strategy)) if opts.with_strategy else None
     if settings.engine.venue in ("binance", "alpaca"):
         clock = SystemClock()
@@ -96,45 +104,45 @@ def venue_credentials(venue: str, paths: AppPaths, account: str = "default") -> 
     return key, secret
 
 
+def _venue_section(settings: Settings, paths: AppPaths, venue: str) -> Any:
+    conf = settings.venues.of(venue)
+    if conf is None:  # never a default mode: a missing section used to mean LIVE
+        modes = "testnet or live" if venue == "binance" else "paper or live"
+        problem = ConfigProblem(f"venues.{venue}", "", f"is required when engine.venue is {venue!r}: mode = {modes}")
+        raise ConfigError(str(paths.config_file), [problem])
+    return conf
+
+
 def binance_venue(settings: Settings, paths: AppPaths, clock: Clock) -> CcxtVenue:
-    """Binance spot through ccxt; endpoints and options from settings.venues["binance"]."""
+    """Binance spot through ccxt, as `[venues.binance]` says (engine.core.venue_settings.BinanceSettings)."""
     from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
 
-    conf = dict(settings.venues.get("binance", {}))
-    mode = VenueMode.TESTNET if conf.get("mode", "live") == "testnet" else VenueMode.LIVE
-    rest_public = conf.get("rest_public")
-    custom = str(conf.get("endpoint") or "").rstrip("/")
-    if not rest_public and custom and custom not in _BINANCE_DEFAULTS:  # the wizard's endpoint: a proxy, say
-        rest_public = custom + "/api/v3"
-    endpoints = CcxtEndpoints(rest_public, conf.get("rest_private"), conf.get("ws_public"), conf.get("ws_private"))
-    key, secret = venue_credentials("binance", paths, str(conf.get("account", "default")))
-    tuning = {k: float(conf[k]) for k in _TUNING if k in conf}
+    conf: BinanceSettings = _venue_section(settings, paths, "binance")
+    custom = conf.custom_endpoints  # all four or none: validated with the config
+    key, secret = venue_credentials("binance", paths, conf.account)
     return CcxtVenue(
-        clock, key, secret, exchange_id="binance", symbols=list(conf.get("symbols") or settings.simulator.symbols),
-        mode=mode, endpoints=endpoints, **tuning,  # type: ignore[arg-type]
+        clock, key, secret, exchange_id="binance", symbols=list(conf.symbols or settings.simulator.symbols),
+        mode=VenueMode(conf.mode.value), endpoints=CcxtEndpoints(*custom) if custom else CcxtEndpoints(),
+        timeout_s=conf.timeout_s, poll_interval_s=conf.poll_interval_s, backoff_s=conf.backoff_s,
+        ws_retry_s=conf.ws_retry_s,
     )  # fmt: skip
 
 
-_BINANCE_DEFAULTS = ("https://api.binance.com", "https://testnet.binance.vision")
-_TUNING = ("timeout_s", "poll_interval_s", "backoff_s", "ws_retry_s")
-
-
 def alpaca_venue(settings: Settings, paths: AppPaths, clock: Clock) -> AlpacaVenue:
-    """Alpaca through alpaca-py; paper unless settings.venues["alpaca"].mode is "live".
+    """Alpaca through alpaca-py, as `[venues.alpaca]` says (engine.core.venue_settings.AlpacaSettings).
 
-    `endpoint` (the wizard's field) or `url_override` points the trading API elsewhere;
-    `data_url` and `stream_url` do the same for quotes and the trade-updates stream.
+    `endpoint` (trading API), `data_url` (quotes), `stream_url` (trade updates) and `data_stream_url`
+    point elsewhere together, or not at all.
     """
     from engine.venues.alpaca_venue import AlpacaVenue
 
-    conf = dict(settings.venues.get("alpaca", {}))
-    paper = str(conf.get("mode", "paper")) != "live"
-    key, secret = venue_credentials("alpaca", paths, str(conf.get("account", "default")))
-    tuning = {k: float(conf[k]) for k in _TUNING if k in conf}
+    conf: AlpacaSettings = _venue_section(settings, paths, "alpaca")
+    key, secret = venue_credentials("alpaca", paths, conf.account)
     return AlpacaVenue(
-        clock, key, secret, paper=paper, url_override=conf.get("url_override") or conf.get("endpoint") or None,
-        stream_url=conf.get("stream_url"), data_url=conf.get("data_url"),
-        symbols=list(conf.get("symbols") or ALPACA_DEFAULT_SYMBOLS), **tuning,  # type: ignore[arg-type]
+        clock, key, secret, paper=conf.mode is AlpacaMode.PAPER, url_override=conf.trading_url,
+        stream_url=conf.stream_url, data_url=conf.data_url, symbols=list(conf.symbols or ALPACA_DEFAULT_SYMBOLS),
+        timeout_s=conf.timeout_s, poll_interval_s=conf.poll_interval_s, backoff_s=conf.backoff_s,
+        ws_retry_s=conf.ws_retry_s,
     )  # fmt: skip
 
 

@@ -31,23 +31,15 @@ class StageVenueRefused(ConfigError):
     """The configured venue mode is not one the stage allows; nothing may trade."""
 
 
-def venue_mode_of(settings: Settings) -> tuple[str, str]:
-    """(field, mode) of the configured venue: ("engine.venue", "simulated") or ("venues.binance.mode", "live")."""
+def venue_mode_of(settings: Settings) -> tuple[str, str | None]:
+    """(field, mode) of the configured venue: ("engine.venue", "simulated"), ("venues.binance.mode", "live"),
+    or ("venues.binance", None) when the venue has no section (and so no mode)."""
     venue = settings.engine.venue
     if venue == "simulated":
         return "engine.venue", "simulated"
     conf = settings.venues.of(venue)
     if conf is None:
-        raise StageVenueRefused(
-            "<config>",
-            [
-                ConfigProblem(
-                    f"venues.{venue}",
-                    "",
-                    f"is required when engine.venue is {venue!r}: its mode says testnet, paper or live",
-                )
-            ],
-        )
+        return f"venues.{venue}", None
     return f"venues.{venue}.mode", conf.mode.value
 
 
@@ -62,6 +54,9 @@ def allowed_modes(settings: Settings, stage: str) -> list[str]:
 def stage_venue_problem(settings: Settings, stage: str) -> ConfigProblem | None:
     """Why `stage` refuses the configured venue, or None when it allows it."""
     field, mode = venue_mode_of(settings)
+    if mode is None:
+        rule = f"is required when engine.venue is {settings.engine.venue!r}: its mode says testnet, paper or live"
+        return ConfigProblem(field, "", rule)
     allowed = allowed_modes(settings, stage)
     if mode in allowed:
         return None
