@@ -75,16 +75,19 @@ class Journal(JournalReads):
         retry_s: float = 1.0,
         audit_key: bytes | None = None,
         anchor_path: Path | None = None,
+        new_journal_id: str | None = None,
     ) -> None:
         """Open (creating if needed) the journal.
 
         `on_error` is called (on the writer thread) with every error message; `on_failure`
         callbacks once per failure. `audit_key` keys the audit chain (HMAC-SHA256) and
         `anchor_path` keeps its head outside the journal; without them rows are plain SHA-256
-        (tests, and command-line readers that never audit). Raises a JournalError subclass
-        for a damaged, read-only or full journal.
+        (tests, and command-line readers that never audit). `new_journal_id` is the id a journal
+        without one gets (else a random one); `journal_identity.open_journal` wires all this.
+        Raises a JournalError subclass for a damaged, read-only or full journal.
         """
         self.path = Path(path)
+        self._new_journal_id = new_journal_id
         self._audit_key = audit_key
         self._anchor_path = anchor_path
         self._anchor: AnchorKeeper | None = None
@@ -418,7 +421,7 @@ class Journal(JournalReads):
             raise sqlite3.OperationalError(f"cannot put {self.path} in WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = NORMAL")
         prepare_journal_file(self.path)  # the -wal and -shm files SQLite just made: 0600 too
-        meta = schema.ensure_schema(sqlite_utils.Database(conn, execute_plugins=False))
+        meta = schema.ensure_schema(sqlite_utils.Database(conn, execute_plugins=False), self._new_journal_id)
         self.journal_id = meta["journal_id"]
         top = conn.execute("SELECT MAX(seq) FROM state").fetchone()[0]
         self._state_seq = int(top or 0)  # a reopened journal keeps the newest-wins order of state rows

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from engine.core.model import AlertLevel, ClosedTrade, Fill, Order, OrderIntent, OrderStatus, Side
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: meta table (journal id), state.seq, audit.scheme
 T = TypeVar("T")
 _Codec = tuple[Callable[[Any], Any], Callable[[Any], Any], type]  # encode, decode, column type
 
@@ -299,7 +299,7 @@ AUDIT_TRIGGERS = {
 }
 
 
-def ensure_schema(db: sqlite_utils.Database) -> dict[str, str]:
+def ensure_schema(db: sqlite_utils.Database, new_journal_id: str | None = None) -> dict[str, str]:
     """Create missing tables, add columns for fields added to the model since, index, protect audit.
 
     Returns the `meta` table: every journal gets a random `journal_id` the first time it is opened.
@@ -326,7 +326,7 @@ def ensure_schema(db: sqlite_utils.Database) -> dict[str, str]:
             )
         meta["audit_triggers"] = _set_meta(db, "audit_triggers", "1")
     if not meta.get("journal_id"):
-        meta["journal_id"] = _set_meta(db, "journal_id", uuid.uuid4().hex)
+        meta["journal_id"] = _set_meta(db, "journal_id", new_journal_id or uuid.uuid4().hex)
     if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return meta

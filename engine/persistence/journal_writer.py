@@ -40,6 +40,7 @@ log = logging.getLogger("engine.persistence.journal")
 DURABLE_OPS = frozenset({"fill", "audit"})  # batches holding these commit with synchronous=FULL
 _BUSY_ATTEMPTS = 3  # a lock held by another process: retried this often before it counts as a failure
 Stmt = tuple[str, list[Any]]
+REJECTED = "rejected"  # a held placeholder for a row refused alone (already counted as lost)
 
 
 class JournalWriter:
@@ -64,8 +65,10 @@ class JournalWriter:
         self._on_error = on_error
         self._cond = threading.Condition()
         self._items: deque[tuple[str, Any]] = deque()
-        self._held: list[Stmt] = []  # taken, encoded, not yet committed (kept across failed attempts)
-        self._held_raw = 0  # how many accepted items `_held` stands for (rejected ones included)
+        # Taken, encoded, not yet committed (kept across failed attempts), one entry per accepted
+        # item: a rejected one stays as a REJECTED placeholder until the rows around it commit.
+        self._held: list[Stmt] = []
+        self._chunk = max_batch  # rows per attempt: halved while failing, so what fits gets written
         self._enqueued = 0
         self._resolved = 0  # accepted items committed or rejected: always a prefix of the accepted ones
         self._stop = False
@@ -93,7 +96,10 @@ class JournalWriter:
 
     @property
     def backlog(self) -> int:
-        return len(self._items) + len(self._held)
+        return len(self._items) + self._live_held()
+
+    def _live_held(self) -> int:
+        return sum(op != REJECTED for op, _ in self._held)
 
     def lost(self) -> dict[str, int]:
         with self._cond:
@@ -102,7 +108,7 @@ class JournalWriter:
     def unwritten(self) -> dict[str, int]:
         with self._cond:
             counts = Counter(op for op, _ in self._items)
-            counts.update(op for op, _ in self._held)
+            counts.update(op for op, _ in self._held if op != REJECTED)
         return dict(counts)
 
     def set_anchor(self, anchor: AnchorKeeper) -> None:
@@ -175,12 +181,12 @@ class JournalWriter:
                 if raw is None:
                     return self.lost()
                 self._held.extend(self._encode(raw))
-                self._held_raw += len(raw)
-                if not self._held and not self._held_raw:
+                if not self._held:
                     continue
-                error = self._attempt(conn)
+                size = len(self._held) if not self._write_failed else min(len(self._held), self._chunk)
+                error = self._attempt(conn, size)
                 if error is None:
-                    self._committed()
+                    self._committed(size)
                 elif self._after_failure(error):
                     return self.lost()
         finally:
@@ -216,18 +222,23 @@ class JournalWriter:
                 stmts.append((op, schema.ENCODERS[op](payload)))
             except Exception as exc:
                 self._reject(op, exc)
+                stmts.append((REJECTED, []))
         return stmts
 
-    def _attempt(self, conn: sqlite3.Connection) -> sqlite3.Error | None:
+    def _attempt(self, conn: sqlite3.Connection, size: int) -> sqlite3.Error | None:
+        """Write the first `size` held rows in one transaction."""
         rejected: set[int] = set()
         has_audit = False
+        rows = self._held[:size]
         try:
-            want = "FULL" if any(op in DURABLE_OPS for op, _ in self._held) else "NORMAL"
+            want = "FULL" if any(op in DURABLE_OPS for op, _ in rows) else "NORMAL"
             if want != self._sync:  # cannot change inside a transaction
                 conn.execute(f"PRAGMA synchronous = {want}")
                 self._sync = want
             conn.execute("BEGIN IMMEDIATE")
-            for index, (op, params) in enumerate(self._held):
+            for index, (op, params) in enumerate(rows):
+                if op == REJECTED:
+                    continue
                 try:
                     if op == "audit":  # hashed here, inside the transaction, so rows chain in commit order
                         append_audit(conn, schema.SQL["audit"], params, self._key)
@@ -244,8 +255,8 @@ class JournalWriter:
             self._rollback(conn)
             return exc
         finally:
-            if rejected:
-                self._held = [stmt for i, stmt in enumerate(self._held) if i not in rejected]
+            for index in rejected:  # counted once: a retry of the batch must not reject it again
+                self._held[index] = (REJECTED, [])
         if has_audit and self._anchor is not None:
             try:
                 self._anchor.advance(conn)
@@ -260,13 +271,17 @@ class JournalWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
 
-    def _committed(self) -> None:
+    def _committed(self, size: int) -> None:
         recovered = False
         with self._cond:
-            self._resolved += self._held_raw
-            self._held.clear()
-            self._held_raw = 0
+            self._resolved += size
+            del self._held[:size]
             self._busy_streak = 0
+            self._chunk = min(self._max_batch, self._chunk * 2)
+            if self._held:  # a smaller chunk fitted: write the rest at once, not after retry_s
+                self._retry_at = 0.0
+                self._cond.notify_all()
+                return
             self._write_failed = False
             if self._queue_full and len(self._items) <= self.low_water:
                 self._queue_full = False
@@ -284,12 +299,13 @@ class JournalWriter:
         """Keep the rows for a retry; True when stopping, after which they count as lost."""
         busy = getattr(error, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
         classified = classify_sqlite_error(error, self.path, doing="writing")
-        held = len(self._held)
+        held = self._live_held()
         with self._cond:
             self._busy_streak = self._busy_streak + 1 if busy else 0
+            self._chunk = max(1, min(self._chunk, len(self._held)) // 2)
             final = self._stop
             if final:
-                counts = Counter(op for op, _ in self._held)
+                counts = Counter(op for op, _ in self._held if op != REJECTED)
                 counts.update(op for op, _ in self._items)
                 self._lost.update(counts)
                 self.errors += sum(counts.values())
