@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from engine.activation.stages import STAGE_LABELS, Criterion
 from engine.core.environment import DEFAULT_ENDPOINTS, environment_check, infer_key_kind
+from engine.core.stage_venues import allowed_modes
 from engine.persistence.secrets import CredentialError
 from widgets import theme
 
@@ -117,7 +118,7 @@ class VenuePage(QWizardPage):
         if target is None:
             self.stage_note.setText("The engine is at the last stage (production).")
             return
-        modes = self.wiz.engine.settings.stages.stage(target).venue_modes
+        modes = allowed_modes(self.wiz.engine.settings, target)  # the stage's list within its fixed ceiling
         fits = mode in modes
         note = f"Next stage: {STAGE_LABELS[target]} runs on {', '.join(modes)}."
         _verdict(self.stage_note, None if fits else False, note if fits else note + f" '{mode}' is not one of them.")

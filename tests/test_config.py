@@ -327,3 +327,14 @@ def test_the_readme_venue_example_is_a_valid_config() -> None:
     s = parse_settings(tomllib.loads(venue_block), "README.md")
     assert s.venues.binance is not None and s.venues.binance.mode == "testnet"
     assert s.venues.alpaca is not None and s.venues.alpaca.mode == "paper"
+
+
+def test_a_config_that_would_not_load_is_never_written(tmp_path: Path) -> None:
+    p = tmp_path / "config.toml"
+    save_settings(Settings(), p)
+    before = p.read_bytes()
+    s = Settings()
+    s.risk.max_drawdown = 0.01  # each field valid alone; together with daily_loss_limit 0.05 they contradict
+    with pytest.raises(ConfigError, match=r"risk\.daily_loss_limit: 0\.05 must not exceed risk\.max_drawdown"):
+        save_settings(s, p)
+    assert p.read_bytes() == before and not p.with_suffix(".tmp").exists()

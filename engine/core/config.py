@@ -308,7 +308,11 @@ def load_settings(path: Path) -> Settings:
 
 
 def save_settings(settings: Settings, path: Path) -> None:
+    """Write only what would load again: values assigned one by one skip the cross-field rules,
+    so the whole is checked here (ConfigError, nothing written) before the file is replaced."""
+    data = settings.model_dump(mode="json", exclude_none=True)
+    parse_settings(data, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(tomli_w.dumps(settings.model_dump(mode="json", exclude_none=True)), encoding="utf-8")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
     tmp.replace(path)  # atomic: a crash mid-write never leaves half a config

@@ -30,7 +30,7 @@ class ConfigProblem:
         return f"{self.field}: {text}" if self.field else text
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     """str() is the whole human message, on one line."""
 
     def __init__(self, file: str, problems: list[ConfigProblem] | list[str]) -> None:
