@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _MAX_BACKOFF = 8  # times ws_retry_s
+_SINGLE_TICKERS = 8  # up to this many symbols, polled tickers are read one by one
+SWEEP_S = 10.0  # while polling: how often every symbol's trades and the open-order list are read
 
 
 class _Fallback:
@@ -97,10 +99,16 @@ async def market_stream(venue: CcxtVenue, symbols: list[str]) -> AsyncIterator[l
                 out[sym] = tick
         return list(out.values())
 
+    async def poll_tickers() -> dict[str, Any]:
+        """A few symbols one by one (Binance weighs a ticker 2, the multi-symbol list 80)."""
+        if len(symbols) > _SINGLE_TICKERS:
+            return dict(await venue.call(ex.fetch_tickers, symbols))
+        return {s: await venue.call(ex.fetch_ticker, s) for s in symbols}
+
     while not venue.closed:
         if fallback.polling():
             try:
-                ticks = batch(await venue.call(ex.fetch_tickers, symbols))
+                ticks = batch(await poll_tickers())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -160,28 +168,44 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
         fills = [f for f in await venue.fills(order.symbol, since) if f.client_id == order.client_id]
         return [emit_fill(OrderUpdate(order, f)) for f in fills if not venue.already_emitted(f.fill_id)]
 
-    async def poll() -> list[OrderUpdate]:
+    last_sweep = asyncio.get_running_loop().time()  # the reconcile at start saw the rest
+
+    async def poll(full: bool = False) -> list[OrderUpdate]:
+        """One REST pass. Every time: our working orders one by one (cheap: Binance weighs an order
+        read 4, its open-order list 80) and the trades of any order filled beyond what was emitted.
+        Every SWEEP_S, or when catching up: every symbol's trades and the open orders, for what we
+        do not track (orders placed by hand)."""
+        nonlocal last_sweep
         tracked = venue.tracked_orders()
         out: list[OrderUpdate] = []
+        for cid, before in list(tracked.items()):
+            if before.status.is_working and before.venue_order_id is not None:
+                order = await venue.lookup(before)
+                if order is None:
+                    continue
+                if (before.status, before.filled_qty) != (order.status, order.filled_qty):
+                    out.extend(await missing_fills(order))
+                    out.append(OrderUpdate(order))
+                    continue
+            else:
+                order = before
+            if order.filled_qty > booked.get(cid, ZERO):
+                out.extend(await missing_fills(order))
+        now = asyncio.get_running_loop().time()
+        if not full and now - last_sweep < SWEEP_S:
+            return out
+        last_sweep = now
         symbols = venue.traded_symbols() | {o.symbol for o in tracked.values() if o.status.is_working}
         for symbol in sorted(symbols):
             for fill in await venue.fills(symbol, cursor.get(symbol, started)):
                 order = tracked.get(fill.client_id)
                 if order is not None and not venue.already_emitted(fill.fill_id):
                     out.append(emit_fill(OrderUpdate(order, fill)))
-        seen = set()
         for raw in await venue.call(ex.fetch_open_orders):
             before = tracked.get(str(raw.get("clientOrderId")))
             order = venue.remember(raw)
-            seen.add(order.client_id)
             if before is None or (before.status, before.filled_qty) != (order.status, order.filled_qty):
                 out.append(OrderUpdate(order))
-        for cid, before in list(tracked.items()):
-            if before.status.is_working and cid not in seen and before.venue_order_id is not None:
-                order = await venue.lookup(before)
-                if order is not None and (before.status, before.filled_qty) != (order.status, order.filled_qty):
-                    out.extend(await missing_fills(order))
-                    out.append(OrderUpdate(order))
         return out
 
     async def overdue() -> list[OrderUpdate]:
@@ -243,7 +267,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                         await venue.ws_bounded(authenticate(), "user stream subscription")
                         fallback.ok(delivered=False)  # the venue acknowledged the subscription
                     if catch_up:
-                        for update in await poll():  # subscribed first, so nothing falls in between
+                        for update in await poll(full=True):  # subscribed first, so nothing falls in between
                             venue.stream_saw(update.order.client_id)
                             yield update
                         catch_up = False

@@ -188,8 +188,9 @@ class CcxtVenue(Venue):
             raise RateLimited(f"{self.name}: rate limited, retry in {wait:.1f} s", retry_after_s=wait)
         what = f"{self.name} {getattr(fn, '__name__', 'call')}"
         try:
-            # ccxt's own timeout bounds each HTTP exchange; this bounds the whole call (its throttle included).
-            return await bounded(fn(*args, **kw), self.timeout_s * 2, what)
+            # ccxt's own timeout bounds each HTTP exchange; this is the safety net over the whole call,
+            # generous because ccxt's rate limiter may queue it behind others first.
+            return await bounded(fn(*args, **kw), self.timeout_s * 2 + 5.0, what)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -7,6 +7,16 @@ allOrders, myTrades, userDataStream; the `/ws/<n>` market streams (SUBSCRIBE to
 (`userDataStream.subscribe.signature`, then executionReport events). Keys and
 HMAC-SHA256 signatures are checked like Binance does and fail with its codes.
 
+Like the real venue: per-symbol `orderTypes` (`order_types`, e.g. a symbol with
+STOP_LOSS_LIMIT but no STOP_LOSS, refused with Binance's -2010 text); fees as
+Binance spot charges them (`fee_model="binance_spot"`: a buy in the base asset,
+a sell in the quote asset, BNB when `bnb_pays` and the account holds BNB);
+cancel replies and cancel reports that carry a new clientOrderId (the order's own
+as origClientOrderId / `C`); a user stream that is absent (`user_stream="absent"`:
+404), does not speak ws-api (`"silent"`: connects, never answers) or is slow
+(`user_stream_delay_s`). A small account with holdings from before the engine:
+`balances={"USDT": Decimal(1000), "ETH": Decimal(10)}`.
+
 Behind it sits the simulated venue's MatchingEngine and MarketSimulator. Prices
 move only when a test calls `step()` / `push_tick()` (or `start_ticking()` for a
 demo), so every fill happens when the test decides. Faults come from `faults`
@@ -57,14 +67,29 @@ class FakeBinance(BinanceStreams):
         symbols: Iterable[str] = ("BTC/USDT", "ETH/USDT"),
         balances: dict[str, Decimal] | None = None,
         seed: int = 7,
+        *,
+        order_types: dict[str, list[str]] | None = None,
+        fee_model: str = "quote",
+        bnb_pays: bool = False,
+        asset_prices: dict[str, Decimal] | None = None,
+        user_stream: str = "ws-api",
+        user_stream_delay_s: float = 0.0,
     ) -> None:
         self.api_key, self._secret = api_key, api_secret
         self.sim = MarketSimulator(list(symbols), seed, tick_interval_s=1.0)
         self.instruments = self.sim.instruments()
         self.by_id = {wire.market_id(s): s for s in self.instruments}
         self.matching = MatchingEngine(
-            self.instruments, balances or {"USDT": Decimal(100_000)}, venue="binance"
-        )
+            self.instruments, balances or {"USDT": Decimal(100_000)}, venue="binance", fee_model=fee_model,
+            bnb_pays=bnb_pays, asset_prices=asset_prices,
+        )  # fmt: skip
+        self.order_types = {s: list(order_types.get(s, wire.ALL_WIRE_TYPES)) for s in self.instruments} if order_types \
+            else {s: list(wire.ALL_WIRE_TYPES) for s in self.instruments}
+        if user_stream not in ("ws-api", "absent", "silent"):
+            raise ValueError(f"user_stream must be ws-api, absent or silent, not {user_stream!r}")
+        self.user_stream = user_stream
+        self.user_stream_delay_s = user_stream_delay_s
+        self.cancel_ids: dict[str, str] = {}  # original client id -> the new id its cancel reply carried
         self.faults = FaultPlan()
         self.submit_attempts: Counter[str] = Counter()  # POST /order per client id, duplicates included
         self.placed: Counter[str] = Counter()  # orders that reached the book per client id
@@ -190,9 +215,14 @@ class FakeBinance(BinanceStreams):
             if update.fill is not None:
                 trade_id = next(self._ids)
                 self._trades.append((trade_id, update.fill))
-            report = wire.execution_report(order, oid, wire.ms(_now()), update.fill, trade_id)
+            cancel_id = self.cancel_ids.get(order.client_id) if order.status is OrderStatus.CANCELED else None
+            report = wire.execution_report(order, oid, wire.ms(_now()), update.fill, trade_id, cancel_id)
             for ws in list(self._user_ws):
-                self._send(ws, {"subscriptionId": 0, "event": report})
+                payload = {"subscriptionId": 0, "event": report}
+                if self.user_stream_delay_s > 0:  # a slow user stream: the REST reply comes first
+                    asyncio.get_event_loop().call_later(self.user_stream_delay_s, self._send, ws, payload)
+                else:
+                    self._send(ws, payload)
 
     def _send(self, ws: web.WebSocketResponse, payload: Any) -> None:
         if ws.closed:
@@ -206,9 +236,12 @@ class FakeBinance(BinanceStreams):
         self.submit_attempts[cid] += 1
         if cid in self._order_ids:
             raise BinanceError(wire.ERR_DUPLICATE)
-        kind = wire.WIRE_TO_TYPE.get(p.get("type", "").upper())
+        wire_type = p.get("type", "").upper()
+        kind = wire.WIRE_TO_TYPE.get(wire_type)
         if kind is None or "quantity" not in p or "side" not in p:
             raise BinanceError(wire.ERR_MANDATORY)
+        if wire_type not in self.order_types[symbol]:
+            raise BinanceError((-2010, wire.TYPE_REFUSED.get(wire_type, "Unsupported order combination.")))
         now = _now()
         order = Order(
             cid, symbol, wire.side_of(p["side"]), kind, Decimal(p["quantity"]),
@@ -240,13 +273,16 @@ class FakeBinance(BinanceStreams):
             raise BinanceError(err)
         return order
 
-    def _cancel(self, order: Order) -> dict[str, Any]:
+    def _cancel(self, order: Order, new_client_id: str | None = None) -> dict[str, Any]:
         if not order.status.is_working:
             raise BinanceError(wire.ERR_CANCEL_UNKNOWN)
+        # Binance names the cancel request itself: newClientOrderId, or a fresh random id.
+        cancel_id = new_client_id or f"cancel{next(self._ids)}x{order.client_id[-6:]}"
+        self.cancel_ids[order.client_id] = cancel_id
         update = self.matching.cancel(order.client_id, _now())
         assert update is not None
         self._publish([update])
-        return wire.order_json(update.order, self._order_ids[order.client_id])
+        return wire.order_json(update.order, self._order_ids[order.client_id], cancel_client_id=cancel_id)
 
     def _symbol(self, p: dict[str, str], required: bool = True) -> str:
         raw = p.get("symbol")
@@ -307,7 +343,7 @@ class FakeBinance(BinanceStreams):
         if name == "time":
             return {"serverTime": wire.ms(_now())}
         if name == "exchangeInfo":
-            symbols = [wire.symbol_info(i) for i in self.instruments.values()]
+            symbols = [wire.symbol_info(i, self.order_types[s]) for s, i in self.instruments.items()]
             return {"timezone": "UTC", "serverTime": wire.ms(_now()), "rateLimits": [], "exchangeFilters": [],
                     "symbols": symbols}  # fmt: skip
         if name in ("ticker/24hr", "ticker/bookTicker", "ticker/price"):
@@ -332,7 +368,7 @@ class FakeBinance(BinanceStreams):
                 order = self._find(p, wire.ERR_UNKNOWN_ORDER)
                 return wire.order_json(order, self._order_ids[order.client_id])
             if method == "DELETE":
-                return self._cancel(self._find(p, wire.ERR_CANCEL_UNKNOWN))
+                return self._cancel(self._find(p, wire.ERR_CANCEL_UNKNOWN), p.get("newClientOrderId"))
         if name == "openOrders":
             symbol = self._symbol(p, required=method == "DELETE")
             orders = self.matching.open_orders(symbol or None)

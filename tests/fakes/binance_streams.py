@@ -23,6 +23,8 @@ class BinanceStreams:
     _market_ws: dict[web.WebSocketResponse, set[str]]
     _user_ws: set[web.WebSocketResponse]
     _refuse_ws: int
+    user_stream: str
+    market_stream: str = "live"  # or "silent"
 
     def _ticker_event(self, symbol: str) -> dict[str, Any]:
         raise NotImplementedError
@@ -70,8 +72,8 @@ class BinanceStreams:
         self._market_ws[ws] = streams = set()
         try:
             async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
+                if msg.type is not WSMsgType.TEXT or self.market_stream == "silent":
+                    continue  # "silent": connected, the subscription never answered
                 req = json.loads(msg.data)
                 if req.get("method") == "SUBSCRIBE":
                     streams.update(req.get("params", []))
@@ -87,13 +89,15 @@ class BinanceStreams:
         return ws
 
     async def _ws_api(self, request: web.Request) -> web.StreamResponse:
+        if self.user_stream == "absent":
+            return web.Response(status=404, text="Not Found")
         ws = await self._open_ws(request)
         if ws is None:
             return web.Response(status=503, text="Service Unavailable")
         try:
             async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
+                if msg.type is not WSMsgType.TEXT or self.user_stream == "silent":
+                    continue  # "silent": a socket that does not speak ws-api never answers
                 req = json.loads(msg.data)
                 reply: dict[str, Any] = {"id": req.get("id"), "status": 200, "result": {}}
                 if req.get("method") == "userDataStream.subscribe.signature":

@@ -23,7 +23,15 @@ STATUS_TO_WIRE = {
     OrderStatus.REJECTED: "REJECTED",
     OrderStatus.EXPIRED: "EXPIRED",
 }
-TYPE_TO_WIRE = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP_MARKET: "STOP_LOSS"}
+TYPE_TO_WIRE = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP_MARKET: "STOP_LOSS",
+                OrderType.STOP_LIMIT: "STOP_LOSS_LIMIT"}  # fmt: skip
+ALL_WIRE_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"]
+# Binance's -2010 texts when a symbol does not list the type (errors.md, "Messages for -1010, -2010, -2011").
+TYPE_REFUSED = {
+    "STOP_LOSS": "Stop loss orders are not supported for this symbol.",
+    "STOP_LOSS_LIMIT": "Stop loss limit orders are not supported for this symbol.",
+    "MARKET": "Market orders are not supported for this symbol.",
+}
 WIRE_TO_TYPE = {v: k for k, v in TYPE_TO_WIRE.items()}
 
 # Binance's own error codes and texts, so ccxt maps them exactly as it would the real venue.
@@ -81,7 +89,12 @@ def reject_code(reason: str) -> tuple[int, str]:
     return -1013, f"Filter failure: {reason}"
 
 
-def symbol_info(inst: Instrument) -> dict[str, Any]:
+def commission(fill: Fill) -> str:
+    """What Binance reports: the amount in commissionAsset (base on spot buys, BNB when BNB pays)."""
+    return num(fill.fee_charged if fill.fee_charged is not None else fill.fee)
+
+
+def symbol_info(inst: Instrument, order_types: list[str] | None = None) -> dict[str, Any]:
     return {
         "symbol": market_id(inst.symbol),
         "status": "TRADING",
@@ -92,7 +105,7 @@ def symbol_info(inst: Instrument) -> dict[str, Any]:
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT"],
+        "orderTypes": list(order_types or ALL_WIRE_TYPES),
         "icebergAllowed": True,
         "ocoAllowed": True,
         "isSpotTradingAllowed": True,
@@ -126,13 +139,18 @@ def symbol_info(inst: Instrument) -> dict[str, Any]:
     }
 
 
-def order_json(order: Order, order_id: int, fills: list[tuple[int, Fill]] | None = None) -> dict[str, Any]:
+def order_json(
+    order: Order, order_id: int, fills: list[tuple[int, Fill]] | None = None, cancel_client_id: str | None = None
+) -> dict[str, Any]:
+    """An order as GET/POST /api/v3/order show it; a DELETE reply names the cancel request's own
+    clientOrderId and the order's as origClientOrderId, as Binance does."""
     filled_quote = (order.avg_fill_price or Decimal(0)) * order.filled_qty
     out: dict[str, Any] = {
         "symbol": market_id(order.symbol),
+        **({"origClientOrderId": order.client_id} if cancel_client_id else {}),
         "orderId": order_id,
         "orderListId": -1,
-        "clientOrderId": order.client_id,
+        "clientOrderId": cancel_client_id or order.client_id,
         "price": num(order.price or Decimal(0)),
         "origQty": num(order.qty),
         "executedQty": num(order.filled_qty),
@@ -156,7 +174,7 @@ def order_json(order: Order, order_id: int, fills: list[tuple[int, Fill]] | None
             {
                 "price": num(f.price),
                 "qty": num(f.qty),
-                "commission": num(f.fee),
+                "commission": commission(f),
                 "commissionAsset": f.fee_currency,
                 "tradeId": trade_id,
             }
@@ -174,7 +192,7 @@ def trade_json(trade_id: int, fill: Fill, order_id: int) -> dict[str, Any]:
         "price": num(fill.price),
         "qty": num(fill.qty),
         "quoteQty": num(fill.notional),
-        "commission": num(fill.fee),
+        "commission": commission(fill),
         "commissionAsset": fill.fee_currency,
         "time": ms(fill.ts),
         "isBuyer": fill.side is Side.BUY,
@@ -184,9 +202,11 @@ def trade_json(trade_id: int, fill: Fill, order_id: int) -> dict[str, Any]:
 
 
 def execution_report(
-    order: Order, order_id: int, event_ms: int, fill: Fill | None = None, trade_id: int = -1
+    order: Order, order_id: int, event_ms: int, fill: Fill | None = None, trade_id: int = -1,
+    cancel_client_id: str | None = None,
 ) -> dict[str, Any]:
-    """The user-data stream's executionReport (x = what happened now, X = the order's status)."""
+    """The user-data stream's executionReport (x = what happened now, X = the order's status);
+    a cancel's report carries the cancel request's id in `c` and the order's in `C`."""
     if fill is not None:
         exec_type = "TRADE"
     elif order.status is OrderStatus.CANCELED:
@@ -202,7 +222,7 @@ def execution_report(
         "e": "executionReport",
         "E": event_ms,
         "s": market_id(order.symbol),
-        "c": order.client_id,
+        "c": cancel_client_id or order.client_id,
         "S": order.side.value.upper(),
         "o": TYPE_TO_WIRE[order.order_type],
         "f": "GTC",
@@ -211,7 +231,7 @@ def execution_report(
         "P": num(order.stop_price or Decimal(0)),
         "F": "0.00000000",
         "g": -1,
-        "C": "",
+        "C": order.client_id if cancel_client_id else "",
         "x": exec_type,
         "X": STATUS_TO_WIRE[order.status],
         "r": "NONE" if order.status is not OrderStatus.REJECTED else "OTHER",
@@ -219,7 +239,7 @@ def execution_report(
         "l": num(fill.qty if fill else Decimal(0)),
         "z": num(order.filled_qty),
         "L": num(fill.price if fill else Decimal(0)),
-        "n": num(fill.fee if fill else Decimal(0)),
+        "n": commission(fill) if fill else "0",
         "N": fill.fee_currency if fill else None,
         "T": ms(fill.ts if fill else order.updated_at),
         "t": trade_id,

@@ -1,0 +1,411 @@
+"""Venue truth on Binance spot (real ccxt against the fake on 127.0.0.1): timeouts on every call,
+per-link fallbacks, fills from the place reply, confirmed cancels, typed faults, fees as charged,
+account balances and per-symbol stop types."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+
+from engine.core.clock import SystemClock
+from engine.core.model import Order, OrderStatus, OrderType, OrderUpdate, Side
+from engine.oms.portfolio import Portfolio
+from engine.venues.account import baseline_from_balances
+from engine.venues.base import (
+    MalformedReply,
+    OrderTypeUnsupported,
+    VenueError,
+    VenueTimeout,
+    VenueUnavailable,
+)
+from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
+from tests.fakes.binance import FakeBinance
+from tests.fakes.blackhole import BlackHole
+from tests.fakes.harness import guard_loopback, run, wait_for
+
+KEY, SECRET = "k3y-for-the-fake", "s3cret-for-the-fake"
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+ORDER_PATH = "/api/v3/order"
+FAST = {"timeout_s": 0.4, "ws_timeout_s": 0.4, "poll_interval_s": 0.05, "backoff_s": 0.01, "ws_retry_s": 5.0,
+        "stream_grace_s": 0.3}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def only_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard_loopback(monkeypatch)
+
+
+@contextlib.asynccontextmanager
+async def rig(fake_kw: dict[str, Any] | None = None, endpoints: dict[str, str] | None = None,
+              **kw: Any) -> AsyncIterator[tuple[FakeBinance, CcxtVenue, list[tuple[str, bool, str]]]]:  # fmt: skip
+    async with FakeBinance(api_key=KEY, api_secret=SECRET, symbols=SYMBOLS, **(fake_kw or {})) as fake:
+        urls = {"rest_public": fake.rest_url, "ws_public": fake.ws_url, "ws_private": fake.ws_api_url,
+                **(endpoints or {})}  # fmt: skip
+        venue = CcxtVenue(SystemClock(), KEY, SECRET, symbols=SYMBOLS, endpoints=CcxtEndpoints(**urls),
+                          **{**FAST, **kw})  # fmt: skip
+        links: list[tuple[str, bool, str]] = []
+        venue.link_sink = lambda link, up, why: links.append((link, up, why))
+        try:
+            yield fake, venue, links
+        finally:
+            await venue.close()
+
+
+@contextlib.asynccontextmanager
+async def collecting(stream: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
+    items: list[Any] = []
+
+    async def pump() -> None:
+        async for item in stream:
+            items.append(item)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield items
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def market(cid: str, side: Side = Side.BUY, qty: str = "0.01", symbol: str = "BTC/USDT") -> Order:
+    return Order(cid, symbol, side, OrderType.MARKET, D(qty))
+
+
+def resting(fake: FakeBinance, cid: str, symbol: str = "BTC/USDT", qty: str = "0.01") -> Order:
+    tick = fake.matching.last_tick(symbol)
+    assert tick is not None
+    return Order(cid, symbol, Side.BUY, OrderType.LIMIT, D(qty), price=tick.bid - D(100))
+
+
+def down(links: list[tuple[str, bool, str]], link: str) -> bool:
+    return any(name == link and not up for name, up, _ in links)
+
+
+# -- 1. timeouts: one per call kind ---------------------------------------------------------------
+
+
+def test_a_rest_call_that_never_answers_raises_a_retryable_timeout() -> None:
+    async def main() -> None:
+        async with rig() as (fake, venue, _):
+            await venue.connect()
+            fake.fail_next("/api/v3/account", "delay", n=10, delay_s=2)
+            with pytest.raises(VenueTimeout) as info:
+                await venue.balances()
+            assert info.value.retryable and isinstance(info.value, VenueError)
+
+    run(main)
+
+
+def test_connect_against_a_rest_endpoint_that_never_answers_times_out() -> None:
+    async def main() -> None:
+        async with BlackHole() as hole, rig(endpoints={"rest_public": hole.http_url + "/api/v3"}) as (_, venue, _l):
+            with pytest.raises(VenueTimeout):
+                await venue.connect()
+            assert hole.connections >= 1
+
+    run(main)
+
+
+def test_a_websocket_that_never_completes_its_handshake_falls_back_to_polling_per_link() -> None:
+    async def main() -> None:
+        async with BlackHole() as hole, rig(endpoints={"ws_public": hole.ws_url, "ws_private": hole.ws_url}) as (
+            fake, venue, links,
+        ):  # fmt: skip
+            await venue.connect()
+            async with collecting(venue.order_updates()) as updates, collecting(venue.market_stream(SYMBOLS)) as ticks:
+                await wait_for(lambda: down(links, "orders") and down(links, "market"), what="both links down")
+                assert venue.stream_mode == {"orders": "polling", "market": "polling"}
+                fake.step()
+                await wait_for(lambda: bool(ticks), what="ticks by polling")
+                result = await venue.place(market("poll-1"))
+                await wait_for(lambda: any(u.fill for u in updates), 2.0, "a fill by polling")
+                assert {u.fill.fill_id for u in updates if u.fill} == {f.fill_id for f in result.fills}
+
+    run(main)
+
+
+def test_an_authentication_that_is_never_answered_times_out_and_polls() -> None:
+    """The private websocket connects but does not speak ws-api: no subscription reply, ever."""
+
+    async def main() -> None:
+        async with rig({"user_stream": "silent"}) as (fake, venue, links):
+            await venue.connect()
+            async with collecting(venue.order_updates()) as updates:
+                await wait_for(lambda: down(links, "orders"), 3.0, "orders link reported down")
+                assert "no answer within" in next(why for name, up, why in links if name == "orders" and not up)
+                assert not down(links, "market")  # per link: the market stream was never touched
+                order = await venue.submit(resting(fake, "silent-1"))
+                fake.push_tick("BTC/USDT", order.price - D("0.5"), order.price, volume=D(1))  # type: ignore[operator]
+                await wait_for(lambda: any(u.fill for u in updates), 2.0, "the fill by polling")
+
+    run(main)
+
+
+def test_a_market_subscription_that_is_never_answered_times_out_and_polls() -> None:
+    async def main() -> None:
+        async with rig() as (fake, venue, links):
+            fake.market_stream = "silent"
+            await venue.connect()
+            async with collecting(venue.market_stream(SYMBOLS)) as ticks:
+                await wait_for(lambda: down(links, "market"), 3.0, "market link down")
+                fake.step()
+                await wait_for(lambda: bool(ticks), 2.0, "ticks by polling")
+            assert not down(links, "orders")
+
+    run(main)
+
+
+def test_an_absent_user_stream_is_reported_and_fills_arrive_from_the_reply_and_polls() -> None:
+    async def main() -> None:
+        async with rig({"user_stream": "absent"}) as (_fake, venue, links):
+            await venue.connect()
+            async with collecting(venue.order_updates()) as updates:
+                await wait_for(lambda: down(links, "orders"), 3.0, "orders link down")
+                result = await venue.place(market("absent-1"))
+                assert result.order.status is OrderStatus.FILLED and result.fills
+                await wait_for(lambda: any(u.fill for u in updates), 2.0, "the same fill by polling")
+                polled = {u.fill.fill_id for u in updates if u.fill}
+                assert polled == {f.fill_id for f in result.fills}
+
+    run(main)
+
+
+def test_a_slow_user_stream_does_not_delay_fills_past_the_grace() -> None:
+    """The stream subscribes fine but reports 5 s late: the acknowledged order is polled within the grace."""
+
+    async def main() -> None:
+        async with rig({"user_stream_delay_s": 5.0}) as (fake, venue, links):
+            await venue.connect()
+            async with collecting(venue.order_updates()) as updates:
+                await wait_for(lambda: fake.websocket_count == 1, what="user stream subscribed")
+                order = await venue.submit(resting(fake, "slow-1"))
+                fake.push_tick("BTC/USDT", order.price - D("0.5"), order.price, volume=D(1))  # type: ignore[operator]
+                await wait_for(lambda: any(u.fill for u in updates), 2.0, "the fill well before the stream's")
+                assert down(links, "orders")  # a stream that lags is reported, not trusted
+
+    run(main)
+
+
+# -- 3. fills in the place reply ------------------------------------------------------------------
+
+
+def test_a_market_order_reply_carries_its_fills_under_the_venues_trade_ids() -> None:
+    async def main() -> None:
+        async with rig() as (fake, venue, _):
+            await venue.connect()
+            async with collecting(venue.order_updates()) as updates:
+                await wait_for(lambda: fake.websocket_count == 1, what="user stream subscribed")
+                result = await venue.place(market("full-1"))
+                assert result.order.status is OrderStatus.FILLED
+                assert sum(f.qty for f in result.fills) == D("0.01")
+                trade_ids = [tid for tid, f in fake._trades if f.client_id == "full-1"]
+                assert [f.fill_id for f in result.fills] == [f"BTCUSDT-{t}" for t in trade_ids]
+                await wait_for(lambda: any(u.fill for u in updates), what="the stream's report")
+                assert {u.fill.fill_id for u in updates if u.fill} == {f.fill_id for f in result.fills}
+            assert venue.capabilities().fills_in_submit_reply
+
+    run(main)
+
+
+# -- 4. cancels -----------------------------------------------------------------------------------
+
+
+def test_a_cancel_reply_with_a_new_client_id_maps_back_to_ours() -> None:
+    async def main() -> None:
+        async with rig() as (fake, venue, _):
+            await venue.connect()
+            async with collecting(venue.order_updates()) as updates:
+                await wait_for(lambda: fake.websocket_count == 1, what="user stream subscribed")
+                order = await venue.submit(resting(fake, "mine-1"))
+                canceled = await venue.cancel(order)
+                assert fake.cancel_ids["mine-1"] != "mine-1"  # the fake names the cancel like Binance
+                assert canceled.client_id == "mine-1" and canceled.status is OrderStatus.CANCELED
+                assert not canceled.external
+                await wait_for(lambda: any(u.order.status is OrderStatus.CANCELED for u in updates), what="report")
+                assert {u.order.client_id for u in updates} == {"mine-1"}
+            assert set(venue.tracked_orders()) == {"mine-1"}
+
+    run(main)
+
+
+@pytest.mark.parametrize("fault", [{"kind": "delay", "delay_s": 1.0}, {"kind": "malformed"},
+                                   {"kind": "ack_lost"}, {"kind": "server_error", "status": 502}])  # fmt: skip
+def test_an_unconfirmed_cancel_is_settled_by_reading_the_order_back(fault: dict[str, Any]) -> None:
+    async def main() -> None:
+        async with rig() as (fake, venue, _):
+            await venue.connect()
+            order = await venue.submit(resting(fake, "c-1"))
+            fake.fail_next(ORDER_PATH, method="DELETE", **fault)
+            canceled = await venue.cancel(order)
+            assert canceled.client_id == "c-1" and canceled.status is OrderStatus.CANCELED
+            assert fake.matching.order("c-1").status is OrderStatus.CANCELED  # type: ignore[union-attr]
+            assert ("GET", ORDER_PATH) in fake.requests  # it was read back
+
+    run(main)
+
+
+def test_a_cancel_that_stays_unknown_raises_a_retryable_error() -> None:
+    async def main() -> None:
+        async with rig() as (fake, venue, _):
+            await venue.connect()
+            order = await venue.submit(resting(fake, "c-2"))
+            fake.fail_next(ORDER_PATH, "server_error", n=20, status=503)  # cancels and read-backs alike
+            with pytest.raises(VenueUnavailable) as info:
+                await venue.cancel(order)
+            assert info.value.retryable
+            fake.faults.clear()
+            assert (await venue.lookup(order)).status is OrderStatus.OPEN  # type: ignore[union-attr]
+
+    run(main)
+
+
+# -- 5. faults on submit --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fault", "error"), [
+    ({"kind": "delay", "delay_s": 2}, VenueTimeout),
+    ({"kind": "server_error", "status": 503}, VenueUnavailable),
+    ({"kind": "malformed"}, MalformedReply),
+])  # fmt: skip
+def test_a_submit_fault_that_persists_ends_as_its_typed_retryable_error(fault: dict[str, Any],
+                                                                        error: type[VenueError]) -> None:  # fmt: skip
+    async def main() -> None:
+        async with rig() as (fake, venue, _):
+            await venue.connect()
+            fake.fail_next(ORDER_PATH, method="POST", n=10, **fault)
+            with pytest.raises(error) as info:
+                await venue.submit(resting(fake, "f-1"))
+            assert info.value.retryable
+            assert fake.placed["f-1"] == 0
+
+    run(main)
+
+
+def test_a_dropped_submit_acknowledgement_returns_the_placed_order_once() -> None:
+    async def main() -> None:
+        async with rig() as (fake, venue, _):
+            await venue.connect()
+            fake.fail_next(ORDER_PATH, "ack_lost", method="POST")
+            result = await venue.place(market("lost-1"))
+            assert result.order.status is OrderStatus.FILLED and fake.placed["lost-1"] == 1
+            assert result.fills == ()  # read back, not from a reply: the stream and polls bring them
+
+    run(main)
+
+
+# -- 6. fees in their real asset ------------------------------------------------------------------
+
+
+def test_binance_fees_in_base_and_bnb_close_the_round_trip_and_match_the_account() -> None:
+    async def main() -> None:
+        start = {"USDT": D(1000), "BNB": D(0)}
+        async with rig({"balances": start, "fee_model": "binance_spot"}) as (_fake, venue, _):
+            await venue.connect()
+            pf = Portfolio(D(1000))
+            buy = await venue.place(market("fee-buy", qty="0.01"))
+            (fill,) = buy.fills
+            assert fill.fee_currency == "BTC" and fill.fee_charged == D("0.00001")
+            pf.apply_fill(fill)
+            assert pf.qty("BTC/USDT") == (await venue.positions())["BTC/USDT"] == D("0.00999")
+            sell = await venue.place(market("fee-sell", Side.SELL, str(pf.qty("BTC/USDT"))))
+            for f in sell.fills:
+                assert f.fee_currency == "USDT"
+                pf.apply_fill(f)
+            assert pf.qty("BTC/USDT") == 0 and len(pf.closed_trades) == 1
+            usdt = (await venue.balances())["USDT"].total
+            assert pf.cash == usdt and pf.realized == usdt - D(1000)
+
+    run(main)
+
+
+def test_bnb_paid_fees_arrive_with_their_amount_and_asset() -> None:
+    async def main() -> None:
+        fake_kw = {"balances": {"USDT": D(1000), "BNB": D(1)}, "fee_model": "binance_spot", "bnb_pays": True,
+                   "asset_prices": {"BNB": D(600)}}  # fmt: skip
+        async with rig(fake_kw) as (_fake, venue, _):
+            await venue.connect()
+            (fill,) = (await venue.place(market("bnb-1"))).fills
+            assert fill.fee_currency == "BNB" and fill.fee_charged and fill.fee_charged > 0
+            assert fill.fee == 0  # unpriced at the venue layer: the portfolio values it at BNB's mark
+            pf = Portfolio(D(1000))
+            pf.mark_asset("BNB", D(600))
+            assert pf.apply_fill(fill).fee_value == fill.fee_charged * 600
+
+    run(main)
+
+
+# -- 7. account truth -----------------------------------------------------------------------------
+
+
+def test_a_small_account_with_holdings_gives_balances_equity_and_a_baseline() -> None:
+    async def main() -> None:
+        async with rig({"balances": {"USDT": D(1000), "ETH": D(10)}}) as (fake, venue, _):
+            await venue.connect()
+            balances = await venue.balances()
+            assert balances["USDT"].total == 1000 and balances["ETH"].total == 10
+            eth = fake.matching.last_tick("ETH/USDT")
+            assert eth is not None
+            assert await venue.equity() == 1000 + 10 * eth.last
+            baseline = baseline_from_balances(balances, "USDT")
+            assert baseline.assets == {"ETH": D(10)} and baseline.cash == 1000
+            insts = await venue.instruments()
+            assert baseline.by_symbol(insts) == {"ETH/USDT": D(10)}
+            assert baseline.engine_quantity(insts["ETH/USDT"], D("10.5")) == D("0.5")
+
+    run(main)
+
+
+# -- 8. stop types per symbol ---------------------------------------------------------------------
+
+
+def test_stop_types_follow_exchange_info_and_a_refused_type_is_distinct() -> None:
+    async def main() -> None:
+        types = {"ETH/USDT": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT"]}
+        async with rig({"order_types": types, "balances": {"USDT": D(1000), "ETH": D(10)}}) as (fake, venue, _):
+            await venue.connect()
+            caps = venue.capabilities()
+            assert caps.stop_types("BTC/USDT") == [OrderType.STOP_MARKET, OrderType.STOP_LIMIT]
+            assert caps.stop_types("ETH/USDT") == [OrderType.STOP_LIMIT]
+            tick = fake.matching.last_tick("ETH/USDT")
+            assert tick is not None
+            stop = tick.bid - D(20)
+            sent = len(fake.requests)
+            with pytest.raises(OrderTypeUnsupported) as info:
+                await venue.submit(Order("sl-1", "ETH/USDT", Side.SELL, OrderType.STOP_MARKET, D(1), stop_price=stop))
+            assert info.value.order_type is OrderType.STOP_MARKET and len(fake.requests) == sent
+            leg = Order("sl-2", "ETH/USDT", Side.SELL, OrderType.STOP_LIMIT, D(1), price=stop - D(5), stop_price=stop)
+            acked = await venue.submit(leg)
+            assert acked.status is OrderStatus.OPEN and acked.order_type is OrderType.STOP_LIMIT
+            assert acked.stop_price == stop and acked.price == stop - D(5)
+            fake.push_tick("ETH/USDT", stop - 1, stop - D("0.5"), last=stop - 1, volume=D(5))
+            filled = await venue.lookup(leg)
+            assert filled is not None and filled.status is OrderStatus.FILLED
+
+    run(main)
+
+
+def test_the_fake_refuses_an_unlisted_type_with_binances_message() -> None:
+    """Even when ccxt's market data were stale, the venue's own refusal maps to OrderTypeUnsupported."""
+
+    async def main() -> None:
+        async with rig({"order_types": {"BTC/USDT": ["LIMIT", "MARKET", "STOP_LOSS_LIMIT"]}}) as (_fake, venue, _):
+            await venue.connect()
+            venue._capabilities.clear()  # pretend we did not know
+            venue.exchange.markets["BTC/USDT"]["info"]["orderTypes"].append("STOP_LOSS")  # nor did ccxt
+            with pytest.raises(OrderTypeUnsupported) as info:
+                await venue.submit(Order("sl-3", "BTC/USDT", Side.SELL, OrderType.STOP_MARKET, D("0.01"),
+                                         stop_price=D(1000)))  # fmt: skip
+            assert "not supported for this symbol" in str(info.value)
+
+    run(main)
+
+
+def test_order_updates_are_a_stream_of_updates() -> None:
+    """Typing guard: OrderUpdate is what order_updates yields (the consumer contract)."""
+    assert OrderUpdate.__dataclass_fields__.keys() >= {"order", "fill"}
