@@ -21,12 +21,15 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QMainWindow,
     QMessageBox,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from console.close_policy import ask_close_policy
+from console.menus import build_file_and_help_menus
 from console.performance_dock import PerformanceDock
+from console.screen_fit import DockAutoSizer, fit_to_screen, scrolling
 from engine.activation.stages import STAGE_LABELS
 from engine.core.model import AlertLevel, Fill, MarketTick, Order, Position, RuleValue
 from widgets.alert_feed import AlertFeed
@@ -68,7 +71,6 @@ class MainWindow(QMainWindow):
         self.operator = engine.settings.engine.operator
         self.store = store if store is not None else QSettings()
         self.setWindowTitle(f"Trading Console — {engine.venue.name} ({_mode(engine)})")
-        self.resize(1600, 1000)
         self._close_allowed = False
         self._closing = False
         self.close_all_dialog: CloseAllDialog | None = None
@@ -126,8 +128,8 @@ class MainWindow(QMainWindow):
             dock = QDockWidget(title, self.dock_host)
             dock.setObjectName(f"dock_{key}")
             # an explicit minimum overrides the layouts' wide hints, so the window fits a laptop screen
-            widget.setMinimumSize(220, 120)
-            dock.setWidget(widget)
+            widget.setMinimumSize(160, 80)
+            dock.setWidget(scrolling(widget) if key == "gauges" else widget)
             dock.setFeatures(
                 QDockWidget.DockWidgetFeature.DockWidgetMovable
                 | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -137,22 +139,26 @@ class MainWindow(QMainWindow):
         self._default_layout()
         self._default_state = self.dock_host.saveState(LAYOUT_VERSION)
 
-        side = QWidget()
-        side.setObjectName("bigButtonColumn")
-        side.setFixedWidth(330)
-        sl = QVBoxLayout(side)
-        sl.setContentsMargins(0, 0, 0, 0)
-        sl.addWidget(self.big_buttons)
+        # The command strip (state, equity, P&L and the big buttons) is fixed above the docks and is
+        # never a dock: no layout the operator makes or restores can hide, cover or squeeze it. The docks
+        # get an explicit small minimum, so however many sit side by side the window never grows past
+        # the screen (which is what pushed EMERGENCY STOP off the right edge before).
+        self.command_strip = QWidget()
+        self.command_strip.setObjectName("commandStrip")
+        strip = QHBoxLayout(self.command_strip)
+        strip.setContentsMargins(0, 0, 0, 0)
+        strip.setSpacing(0)
+        strip.addWidget(self.top_bar, 1)
+        self.big_buttons.setObjectName("bigButtonColumn")
+        self.big_buttons.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+        strip.addWidget(self.big_buttons, 0)
+        self.dock_host.setMinimumSize(320, 200)
         central = QWidget()
         v = QVBoxLayout(central)
         v.setContentsMargins(0, 0, 0, 0)
         v.setSpacing(0)
-        v.addWidget(self.top_bar)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.dock_host, 1)
-        row.addWidget(side)
-        v.addLayout(row, 1)
+        v.addWidget(self.command_strip)
+        v.addWidget(self.dock_host, 1)
         self.setCentralWidget(central)
 
         self._build_menus()
@@ -171,6 +177,8 @@ class MainWindow(QMainWindow):
         self.show_state(engine.risk.state.value, getattr(engine.risk, "state_reason", ""))
         self._shown_once = False
         self._restored = self.restore_layout()
+        fit_to_screen(self, restored=self._restored)
+        self.dock_sizer = DockAutoSizer(self, list(self.docks.values()), self._size_docks, enabled=not self._restored)
 
     # ---- layout --------------------------------------------------------------------------------
     def _default_layout(self) -> None:
@@ -195,12 +203,14 @@ class MainWindow(QMainWindow):
     def _size_docks(self) -> None:
         # sizes only stick once the host has its real size, so this runs again after the first show
         d, host = self.docks, self.dock_host
-        w = max(host.width(), 900)
-        left = w - 290
-        host.resizeDocks([d["positions"], d["gauges"]], [left, 290], Qt.Orientation.Horizontal)
+        w, h = max(host.width(), 600), max(host.height(), 300)
+        gauges = 2 * 176 + 24 if w >= 1500 else 236  # two gauge columns where there is room
+        left = w - gauges
+        host.resizeDocks([d["positions"], d["gauges"]], [left, gauges], Qt.Orientation.Horizontal)
         host.resizeDocks([d["equity"], d["price"]], [left // 2, left // 2], Qt.Orientation.Horizontal)
         host.resizeDocks(
-            [d["positions"], d["equity"], d["alerts"]], [220, 360, 260], Qt.Orientation.Vertical
+            [d["positions"], d["equity"], d["alerts"]], [int(h * 0.27), int(h * 0.43), int(h * 0.30)],
+            Qt.Orientation.Vertical,
         )
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -214,6 +224,7 @@ class MainWindow(QMainWindow):
         self.dock_host.restoreState(self._default_state, LAYOUT_VERSION)
         self._default_layout()
         self.gauges.setVisible(True)
+        self.dock_sizer.reset()
 
     def save_layout(self) -> None:
         s = self.store
@@ -268,10 +279,7 @@ class MainWindow(QMainWindow):
         self.wizard_action.setToolTip("Venue, credentials, risk limits and the evidence for the next stage")
         activation = self.menuBar().addMenu("&Activation")
         activation.addAction(self.wizard_action)
-        toolbar = self.addToolBar("Activation")
-        toolbar.setObjectName("toolbar_activation")
-        toolbar.setMovable(False)
-        toolbar.addAction(self.wizard_action)
+        build_file_and_help_menus(self)
 
     @property
     def theme_name(self) -> str:

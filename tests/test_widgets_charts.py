@@ -352,15 +352,37 @@ def test_gauge_respects_the_rules_own_warn_level(qtbot):
 def test_gauge_text_and_tooltip_explain_the_limit(qtbot):
     gauge = RiskGauge(rule(0.012))
     qtbot.addWidget(gauge)
-    assert gauge.value_text() == "1.2% / 5.0%"
+    assert gauge.value_text() == "1.20% / 5.00%"
     tip = gauge.toolTip()
     assert "Daily loss" in tip and "at the limit, halt" in tip
-    assert "5.0%" in tip and "4.0%" in tip  # the limit and where amber starts
+    assert "5.00%" in tip and "4.00%" in tip  # the limit and where amber starts
+    assert "24% used" in tip  # the share of the limit used is a detail, on hover only
     assert "Daily loss" in gauge.accessibleName() and "OK" in gauge.accessibleName()
 
 
+def test_gauge_reads_actual_over_limit_not_the_share_used(qtbot):
+    # 0.27% lost against a 5% limit is 5% of the limit used: the gauge says 0.27%, not 5%
+    gauge = RiskGauge(rule(0.0027))
+    qtbot.addWidget(gauge)
+    assert gauge.value_text() == "0.27% / 5.00%"
+    assert gauge.accessibleName() == "Daily loss: 0.27% / 5.00%, OK"
+
+
+def test_gauge_panel_puts_as_many_columns_as_fit(qtbot):
+    panel = GaugePanel(columns=3)
+    qtbot.addWidget(panel)
+    panel.set_rules([rule(0.01, name=f"r{i}", label=f"Rule {i}") for i in range(5)])
+    panel.resize(200, 600)
+    panel.show()
+    assert panel.columns() == 1
+    panel.resize(400, 600)
+    assert panel.columns() == 2
+    panel.resize(1200, 600)
+    assert panel.columns() == 3
+
+
 def test_gauge_value_formatting_by_unit():
-    assert format_rule_value(0.012, "%") == "1.2%"
+    assert format_rule_value(0.012, "%") == "1.20%"
     assert format_rule_value(0.0004, "%") == "0.04%"
     assert format_rule_value(3, "") == "3"
     assert format_rule_value(1234.5, "") == "1,234.50"

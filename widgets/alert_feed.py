@@ -19,15 +19,16 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from widgets import format as fmt
 from widgets import theme
+from widgets.elided_label import ElidedLabel
 from widgets.table_model import Column, RecordTableModel
 from widgets.trading_tables import RecordTable
 
@@ -155,20 +156,23 @@ class AlertFeed(QWidget):
         self.text_filter = QLineEdit()
         self.text_filter.setPlaceholderText("Filter messages…")
         self.text_filter.setClearButtonEnabled(True)
-        self.text_filter.setMinimumWidth(160)
+        self.text_filter.setMinimumWidth(80)  # the filter gives way first on a narrow dock, never the buttons
         self.text_filter.setToolTip("Show only alerts whose message or code contains this text")
         self.text_filter.textChanged.connect(self.set_text_filter)
         self.unack_only = QCheckBox("Unacknowledged only")
         self.unack_only.toggled.connect(self.set_unacknowledged_only)
-        self.count_label = QLabel()
+        self.count_label = ElidedLabel(min_chars=4)
         self.count_label.setObjectName("unackCount")
         self.count_label.setToolTip("Alerts not yet acknowledged")
-        self.ack_selected_button = QPushButton("Acknowledge selected")
+        self.ack_selected_button = QPushButton("Acknowledge")
+        self.ack_selected_button.setToolTip("Acknowledge the selected alerts")
         self.ack_selected_button.clicked.connect(self._ack_selected)
         self.ack_all_button = QPushButton("Acknowledge all")
         self.ack_all_button.setToolTip("Acknowledge every alert, including those hidden by the filter")
         self.ack_all_button.clicked.connect(self.acknowledge_all)
 
+        for button in (self.ack_selected_button, self.ack_all_button):
+            button.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)  # never cut
         bar = QHBoxLayout()
         bar.addWidget(self.level_combo)
         bar.addWidget(self.text_filter, 1)
@@ -277,7 +281,7 @@ class AlertFeed(QWidget):
         if count == self._unack and not force:
             return
         self._unack = count
-        self.count_label.setText(f"{count} unacknowledged" if count else "All acknowledged")
+        self.count_label.setText(f"{fmt.fmt_count(count, 'alert')} unacknowledged" if count else "All acknowledged")
         self.count_label.setProperty("tone", "alert" if count else "calm")
         theme.repolish(self.count_label)
         self.ack_all_button.setEnabled(count > 0)

@@ -15,9 +15,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QColor, QPalette, QShowEvent
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from widgets.format import fmt_money, fmt_pct
+from widgets.format import MINUS, fmt_money, fmt_pct
 from widgets.theme import current_palette
 
 REDRAW_MS = 100  # at most ~10 redraws a second, whatever the feed rate
@@ -39,12 +39,37 @@ def to_epoch(ts: datetime) -> float:
 
 
 class GroupedAxis(pg.AxisItem):
-    """Value axis with thousands separators (115,000 reads faster than 115000)."""
+    """Value axis in plain units with thousands separators: "115,000", never "115 (x1000)" or "23.000".
+
+    pyqtgraph's automatic SI prefix rescales the ticks and appends "(x0.001)" to a label without
+    units; it is switched off for good (updateAutoSIPrefix also runs on every range change, see
+    pyqtgraph issue 2899), and a tick shows only the decimals its spacing needs.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.enableAutoSIPrefix(False)
+
+    def updateAutoSIPrefix(self) -> None:
+        self.autoSIPrefixScale = 1.0
+        self.labelUnitPrefix = ""
+        self._updateLabel()
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
-        step = spacing * scale
-        decimals = 0 if step >= 1 else min(10, math.ceil(-math.log10(step)))
-        return [f"{v * scale:,.{decimals}f}" for v in values]
+        return axis_tick_strings(values, spacing * scale, scale)
+
+
+def axis_tick_strings(values: Sequence[float], step: float, scale: float = 1.0) -> list[str]:
+    """Tick labels: separators, and decimals only when the step is below 1 (0.5 -> 1 decimal)."""
+    if step <= 0 or not math.isfinite(step):
+        decimals = 0
+    else:
+        decimals = 0 if step >= 1 else min(8, math.ceil(-math.log10(step) - 1e-9))
+    out = []
+    for v in values:
+        text = f"{v * scale:,.{decimals}f}"
+        out.append("0" if text.lstrip("-").strip("0.,") == "" else text.replace("-", MINUS))
+    return out
 
 
 class _CoalescedFill(pg.FillBetweenItem):
@@ -145,6 +170,8 @@ class EquityChart(QWidget):
 
         self._stats = QLabel("Equity —", self)
         self._stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # the figures line takes what is left: the range buttons keep their width on a narrow dock
+        self._stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._buttons = QButtonGroup(self)
         self._buttons.setExclusive(True)
         self._button_row = QWidget(self)
@@ -157,6 +184,7 @@ class EquityChart(QWidget):
         for name, span in RANGES.items():
             btn = QPushButton(name, self._button_row)
             btn.setCheckable(True)
+            btn.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
             btn.setObjectName(f"range_{name}")
             btn.setToolTip(
                 "Show all history" if span is None else f"Show the last {name}, following new data"

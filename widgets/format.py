@@ -178,3 +178,86 @@ def fmt_seconds(s: object) -> str:
     if d is None:
         return EMPTY
     return f"{d:.1f} s" if d < 100 else fmt_duration(d)
+
+
+# ---- counts, fractions and instrument precision -------------------------------------------------
+
+_IRREGULAR_PLURALS = {"criterion": "criteria", "day": "days", "entry": "entries", "reply": "replies"}
+
+
+def plural(word: str, count: int) -> str:
+    """The word in the form the count asks for: plural("order", 1) -> "order", plural("order", 2) -> "orders"."""
+    if count == 1:
+        return word
+    if word in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[word]
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def fmt_count(count: object, word: str, plural_form: str | None = None) -> str:
+    """ "1 order", "2 orders", "0 positions", "1,250 fills"; a missing count reads "— orders"."""
+    d = to_decimal(count)
+    if d is None:
+        return f"{EMPTY} {plural_form or plural(word, 2)}"
+    n = int(d)
+    form = word if n == 1 else (plural_form or plural(word, n))
+    return f"{n:,} {form}"
+
+
+def fmt_fraction_pct(value: object, *, decimals: int = 2, signed: bool = False) -> str:
+    """A fraction shown as a percent, the way limits are written: 0.0027 -> "0.27%", 0.05 -> "5.00%"."""
+    d = to_decimal(value)
+    if d is None:
+        return EMPTY
+    q = round(d * 100, decimals)
+    return _signed(f"{abs(q):,.{decimals}f}", q < 0, q == 0, signed) + "%"
+
+
+def fmt_actual_of_limit(actual: object, limit: object, *, decimals: int = 2) -> str:
+    """How close to a limit, at a glance: "0.27% / 5.00%" (both fractions)."""
+    return f"{fmt_fraction_pct(actual, decimals=decimals)} / {fmt_fraction_pct(limit, decimals=decimals)}"
+
+
+# Decimals of each instrument's price and quantity, as the venue lists them (tick and step size).
+# Registered once the venue's markets are known; a symbol not registered falls back to magnitude.
+_PRICE_DECIMALS: dict[str, int] = {}
+_QTY_DECIMALS: dict[str, int] = {}
+
+
+def decimals_of_step(step: object) -> int:
+    """Decimals a tick or step size implies: 0.01 -> 2, 0.00001 -> 5, 1 -> 0."""
+    d = to_decimal(step)
+    if d is None or d <= 0:
+        return 2
+    exp = d.normalize().as_tuple().exponent
+    return max(0, -exp) if isinstance(exp, int) else 2
+
+
+def register_instrument(symbol: str, *, price_decimals: int | None = None, qty_decimals: int | None = None) -> None:
+    if price_decimals is not None:
+        _PRICE_DECIMALS[symbol] = max(0, min(10, int(price_decimals)))
+    if qty_decimals is not None:
+        _QTY_DECIMALS[symbol] = max(0, min(10, int(qty_decimals)))
+
+
+def instrument_price_decimals(symbol: str | None) -> int | None:
+    return _PRICE_DECIMALS.get(symbol) if symbol else None
+
+
+def fmt_instrument_price(value: object, symbol: str | None) -> str:
+    """A price with its instrument's precision ("60,035.12" for BTC/USDT), magnitude-based otherwise."""
+    decimals = instrument_price_decimals(symbol)
+    if decimals is None:
+        d = to_decimal(value)
+        decimals = None if d is None else max(2, min(price_decimals(d), 8))
+    return fmt_price(value, decimals=decimals)
+
+
+def fmt_instrument_qty(value: object, symbol: str | None, *, signed: bool = False) -> str:
+    """A quantity with at most its instrument's step decimals ("0.015 BTC" never "0.01500000")."""
+    decimals = _QTY_DECIMALS.get(symbol or "", 8)
+    return fmt_qty(value, signed=signed, max_decimals=decimals)

@@ -1,26 +1,27 @@
-"""Risk gauges: one 270° arc per risk rule, and a grid panel of them.
+"""Risk gauges: one compact bar per risk rule, and a panel of them that reflows with its width.
 
-Each gauge says its state three ways so colour is never the only carrier: the arc
-colour, a big utilisation percentage, and a state word (OK / WARN / LIMIT). The
-tooltip explains what the limit means and where it turns amber and red.
+A gauge is read at a glance as "actual / limit" in the limit's own unit ("Daily loss
+0.27% / 5.00%"), never as a share of the limit used. Its state is said three ways so
+colour is never the only carrier: the bar colour, the state word (OK / WARN / LIMIT) and
+the bar's length against a tick where amber begins. The tooltip gives the share used and
+the warn and limit levels.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
 from engine.core.model import RuleValue
+from widgets.format import fmt_fraction_pct
 from widgets.theme import current_palette
 
 _EPS = 1e-9  # 0.6 / 1.0 must read as "at warn", whatever the float rounding
-_START_DEG = 225.0  # arc starts bottom-left ...
-_SWEEP_DEG = 270.0  # ... and runs clockwise to bottom-right
+GAUGE_MIN_WIDTH = 170  # the panel puts as many columns side by side as fit this width
 
 STATE_WORDS = {"ok": "OK", "warn": "WARN", "limit": "LIMIT"}
 
@@ -43,8 +44,7 @@ def _plain(v: float, decimals: int = 2, compact: bool = False) -> str:
 def format_rule_value(value: float, unit: str, compact: bool = False) -> str:
     """'%' values are fractions shown as percent; '' plain numbers; '/s' rates; other units appended."""
     if unit == "%":
-        pct = value * 100
-        return f"{pct:.2f}%" if 0 < abs(pct) < 1 else f"{pct:.1f}%"
+        return fmt_fraction_pct(value)
     if unit == "/s":
         return f"{_plain(value, 1, compact)}/s"
     if unit == "":
@@ -73,8 +73,7 @@ class RiskGauge(QWidget):
     def __init__(self, rule: RuleValue | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._rule: RuleValue | None = None
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
-        self.setMinimumSize(130, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         if rule is not None:
             self.set_rule(rule)
 
@@ -97,7 +96,7 @@ class RiskGauge(QWidget):
         return self._rule is not None and self._rule.limit > 0
 
     def value_text(self) -> str:
-        """What the gauge prints under the arc, e.g. '1.2% / 5.0%' or '45.3k / 100k USDT'."""
+        """What the gauge prints in big: actual / limit, e.g. '0.27% / 5.00%' or '45.3k / 100k USDT'."""
         r = self._rule
         if r is None:
             return "—"
@@ -135,109 +134,85 @@ class RiskGauge(QWidget):
         return f"<b>{html.escape(rule.label)}</b><br>{desc}<br><br>{limit_line}"
 
     def sizeHint(self) -> QSize:
-        return QSize(180, 165)
+        fm = QFontMetrics(self.font())
+        return QSize(max(GAUGE_MIN_WIDTH, fm.horizontalAdvance("Daily loss limit  WARN") + 16), self._height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(GAUGE_MIN_WIDTH - 30, self._height())
+
+    def _fonts(self) -> tuple[QFont, QFont]:
+        label = QFont(self.font())
+        label.setBold(True)
+        big = QFont(self.font())
+        big.setBold(True)
+        big.setPointSizeF(max(9.0, self.font().pointSizeF() * 1.35))
+        return label, big
+
+    def _height(self) -> int:
+        label, big = self._fonts()
+        return QFontMetrics(label).height() + QFontMetrics(big).height() + 8 + 14
 
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         fg = self.palette().color(QPalette.ColorRole.WindowText)
-        w, h = self.width(), self.height()
+        w = self.width()
         m = 6.0
+        label_font, big_font = self._fonts()
+        colour = self.colour()
 
-        label_font = QFont(self.font())
-        label_font.setBold(True)
-        label_h = QFontMetricsF(label_font).height() + 4
+        # first line: the rule's name (elided if it must) and the state word, right-aligned
         p.setFont(label_font)
+        fm = p.fontMetrics()
+        lh = fm.height()
+        word = self.state_word()
+        word_w = fm.horizontalAdvance(word) + 4
+        p.setPen(colour if self.state() != "ok" or not self.has_limit() else fg)
+        p.drawText(QRectF(w - m - word_w, 2, word_w, lh), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                   word)  # fmt: skip
         p.setPen(fg)
         label = self._rule.label if self._rule else "—"
-        elided = p.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, int(w - 2 * m))
-        p.drawText(
-            QRectF(m, m / 2, w - 2 * m, label_h),
-            Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
-            elided,
-        )
+        p.drawText(QRectF(m, 2, w - 3 * m - word_w, lh), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                   fm.elidedText(label, Qt.TextElideMode.ElideRight, int(w - 3 * m - word_w)))  # fmt: skip
 
-        # The arc's open bottom holds the value / limit line, so the square can use the full height.
-        side = max(10.0, min(w - 2 * m, h - label_h - m))
-        thick = max(6.0, side * 0.09)
-        arc = QRectF((w - side) / 2 + thick / 2, label_h + thick / 2, side - thick, side - thick)
+        # second line, big: actual / limit
+        p.setFont(big_font)
+        bh = p.fontMetrics().height()
+        text = p.fontMetrics().elidedText(self.value_text(), Qt.TextElideMode.ElideMiddle, int(w - 2 * m))
+        p.drawText(QRectF(m, 2 + lh, w - 2 * m, bh), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+
+        # the bar: filled to value / limit, a tick where amber starts
+        bar = QRectF(m, 2 + lh + bh + 4, w - 2 * m, 8)
         track = QColor(fg)
         track.setAlpha(45)
-        p.setPen(QPen(track, thick, Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap))
-        p.drawArc(arc, int(_START_DEG * 16), int(-_SWEEP_DEG * 16))
-
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(track)
+        p.drawRoundedRect(bar, 3, 3)
         ratio = rule_ratio(self._rule) if self._rule else 0.0
-        colour = self.colour()
         if ratio > 0:
-            p.setPen(QPen(colour, thick, Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap))
-            p.drawArc(arc, int(_START_DEG * 16), int(-_SWEEP_DEG * min(ratio, 1.0) * 16))
+            p.setBrush(colour)
+            p.drawRoundedRect(QRectF(bar.left(), bar.top(), bar.width() * min(ratio, 1.0), bar.height()), 3, 3)
         if self.has_limit() and self._rule is not None:
-            self._draw_warn_tick(p, arc, thick, self._rule.warn_at, fg)
-
-        # Centre: big utilisation percentage and the state word under it.
-        centre = arc.center()
-        big = QFont(self.font())
-        big.setPixelSize(max(10, int(side * 0.2)))
-        big.setBold(True)
-        p.setFont(big)
-        p.setPen(fg)
-        pct = f"{ratio * 100:.0f}%" if self.has_limit() else "—"
-        big_h = p.fontMetrics().height()
-        p.drawText(
-            QRectF(arc.left(), centre.y() - big_h * 0.75, arc.width(), big_h),
-            Qt.AlignmentFlag.AlignCenter,
-            pct,
-        )
-        word = QFont(self.font())
-        word.setPixelSize(max(9, int(side * 0.1)))
-        word.setBold(True)
-        p.setFont(word)
-        p.setPen(colour if self.state() != "ok" else fg)
-        word_h = p.fontMetrics().height()
-        p.drawText(
-            QRectF(arc.left(), centre.y() + big_h * 0.25, arc.width(), word_h),
-            Qt.AlignmentFlag.AlignCenter,
-            self.state_word(),
-        )
-
-        # Value / limit, in the arc's open bottom.
-        value_font = QFont(self.font())
-        value_font.setPixelSize(max(9, int(side * 0.085)))
-        p.setFont(value_font)
-        p.setPen(fg)
-        vh = p.fontMetrics().height()
-        text = p.fontMetrics().elidedText(self.value_text(), Qt.TextElideMode.ElideRight, int(w - 2 * m))
-        p.drawText(
-            QRectF(m, arc.bottom() - vh * 0.6, w - 2 * m, vh),
-            Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter,
-            text,
-        )
+            x = bar.left() + bar.width() * max(0.0, min(1.0, self._rule.warn_at))
+            p.setPen(QPen(fg, 2))
+            p.drawLine(int(x), int(bar.top() - 2), int(x), int(bar.bottom() + 2))
         p.end()
-
-    @staticmethod
-    def _draw_warn_tick(p: QPainter, arc: QRectF, thick: float, warn_at: float, fg: QColor) -> None:
-        """A short mark across the track where amber begins, so the threshold is visible before it is hit."""
-        deg = _START_DEG - _SWEEP_DEG * max(0.0, min(1.0, warn_at))
-        rad = math.radians(deg)
-        c = arc.center()
-        r_in, r_out = arc.width() / 2 - thick * 0.7, arc.width() / 2 + thick * 0.7
-        dx, dy = math.cos(rad), -math.sin(rad)  # screen y grows downwards
-        p.setPen(QPen(fg, 2))
-        p.drawLine(
-            QPointF(c.x() + dx * r_in, c.y() + dy * r_in), QPointF(c.x() + dx * r_out, c.y() + dy * r_out)
-        )
 
 
 class GaugePanel(QWidget):
-    """A grid of gauges keyed by rule name; updates in place, first-seen order."""
+    """Gauges keyed by rule name, first-seen order, in as many columns as the width holds (at most `columns`)."""
 
     def __init__(self, parent: QWidget | None = None, columns: int = 3) -> None:
         super().__init__(parent)
-        self._columns = max(1, columns)
+        self._max_columns = max(1, columns)
+        self._columns = 1
         self._gauges: dict[str, RiskGauge] = {}
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(4, 4, 4, 4)
         self._grid.setSpacing(6)
+        self._grid.setAlignment(Qt.AlignmentFlag.AlignTop)
+        # the grid must not impose its current column count as a minimum width: it reflows instead
+        self._grid.setSizeConstraint(QGridLayout.SizeConstraint.SetNoConstraint)
 
     def set_rules(self, rules: Sequence[RuleValue]) -> None:
         """Update gauges for known names, add new ones at the end.
@@ -245,16 +220,57 @@ class GaugePanel(QWidget):
         A name missing from `rules` keeps its gauge: the engine sends the full set each time,
         and a gauge vanishing under the operator's eyes would be worse than a stale one.
         """
+        added = False
         for rule in rules:
             gauge = self._gauges.get(rule.name)
             if gauge is None:
                 gauge = RiskGauge(rule, self)
                 gauge.setObjectName(f"gauge_{rule.name}")
-                i = len(self._gauges)
                 self._gauges[rule.name] = gauge
-                self._grid.addWidget(gauge, i // self._columns, i % self._columns)
+                added = True
             else:
                 gauge.set_rule(rule)
+        if added:
+            self._place(force=True)
+
+    def columns(self) -> int:
+        return self._columns
+
+    def _rows_height(self) -> int:
+        if not self._gauges:
+            return 60
+        rows = -(-len(self._gauges) // self._columns)
+        gauge_h = next(iter(self._gauges.values())).sizeHint().height()
+        m = self._grid.contentsMargins()
+        return rows * gauge_h + (rows - 1) * self._grid.verticalSpacing() + m.top() + m.bottom()
+
+    def minimumSizeHint(self) -> QSize:
+        # as tall as its rows at the current column count (a scroller around it scrolls), narrow as one gauge
+        return QSize(GAUGE_MIN_WIDTH - 20, self._rows_height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(self._columns * (GAUGE_MIN_WIDTH + 6), self._rows_height())
+
+    def _fitting_columns(self) -> int:
+        width = self.width() - 8
+        return max(1, min(self._max_columns, (width + 6) // (GAUGE_MIN_WIDTH + 6)))
+
+    def _place(self, force: bool = False) -> None:
+        columns = self._fitting_columns()
+        if columns == self._columns and not force:
+            return
+        self._columns = columns
+        for gauge in self._gauges.values():
+            self._grid.removeWidget(gauge)
+        for i, gauge in enumerate(self._gauges.values()):
+            self._grid.addWidget(gauge, i // columns, i % columns)
+        for c in range(self._max_columns):
+            self._grid.setColumnStretch(c, 1 if c < columns else 0)
+        self.updateGeometry()  # the height follows the number of rows
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place()
 
     def gauge(self, name: str) -> RiskGauge | None:
         return self._gauges.get(name)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from engine.core.model import ClosedTrade
 from widgets import format as fmt
+from widgets.export_dir import ensure_export_dir
 from widgets.performance_parts import (
     GROUP_COLUMNS,
     TILE_WIDTH,
@@ -273,7 +274,7 @@ class PerformanceView(QWidget):
 
     def _ask_path(self, kind: str, title: str, name: str, write: Callable[[str], int]) -> None:
         # open() and a signal, never exec(): a nested loop inside the qasync loop breaks it
-        dlg = QFileDialog(self, title, name, "CSV files (*.csv);;All files (*)")
+        dlg = QFileDialog(self, title, str(ensure_export_dir() / name), "CSV files (*.csv);;All files (*)")
         dlg.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dlg.setDefaultSuffix("csv")
         dlg.fileSelected.connect(lambda path: self._export(kind, path, write))
@@ -287,5 +288,5 @@ class PerformanceView(QWidget):
             self.status.setText(f"Export failed: {exc.strerror or exc}")
             self.exportFailed.emit(kind, str(exc))
             return
-        self.status.setText(f"Saved {rows:,} {'trades' if kind == 'trades' else 'equity samples'} to {path}")
+        self.status.setText(f"Saved {fmt.fmt_count(rows, 'trade' if kind == 'trades' else 'equity sample')} to {path}")
         self.exported.emit(kind, path, rows)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from widgets import format as fmt
+from widgets.elided_label import ElidedLabel
 from widgets.theme import repolish
 
 STATE_TEXT = {"ACTIVE": "▶ ACTIVE", "REDUCING": "▼ REDUCING", "HALTED": "■ HALTED"}
@@ -67,6 +68,16 @@ class StateBadge(QLabel):
         self._reason = ""
         self.set_state("UNKNOWN")
 
+    def sizeHint(self) -> QSize:
+        # as wide as the widest state word in this font, so a state change never moves the bar
+        fm = self.fontMetrics()
+        margins = self.contentsMargins()
+        widest = max(fm.horizontalAdvance(t) for t in (*STATE_TEXT.values(), "? UNKNOWN"))
+        return QSize(widest + margins.left() + margins.right() + 8, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
     @property
     def state(self) -> str:
         return self._state
@@ -100,9 +111,9 @@ class TopBar(QWidget):
         self.dead_after_s = 30.0  # ... and red
         self.slow_latency_ms = 1000.0
 
-        self.venue_label = QLabel("—")
+        self.venue_label = ElidedLabel("—", min_chars=4)
         self.venue_label.setProperty("role", "info")
-        self.mode_pill = QLabel()
+        self.mode_pill = QLabel()  # never elided: LIVE — REAL MONEY must be read whole
         self.mode_pill.setObjectName("modePill")
         venue_row = QHBoxLayout()
         venue_row.setSpacing(8)
@@ -113,18 +124,27 @@ class TopBar(QWidget):
         venue_widget.setLayout(venue_row)
         venue_row.setContentsMargins(0, 0, 0, 0)
 
-        self.stage_label = QLabel("—")
+        self.stage_label = ElidedLabel("—", min_chars=5)
         self.stage_label.setProperty("role", "info")
         self.stage_label.setToolTip("Activation stage of the bot (promoted stage by stage with evidence)")
-        self.connection_label = QLabel()
+        self.connection_label = ElidedLabel(min_chars=8)
         self.connection_label.setObjectName("connection")
 
         self.badge = StateBadge()
-        self.reason_label = QLabel()
-        self.reason_label.setProperty("role", "caption")
-        self.reason_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.reason_label.setMaximumWidth(320)
-        self.reason_label.setVisible(False)
+        # the details line: why the state is what it is, in full on hover, elided only at the end
+        self.reason_label = ElidedLabel(min_chars=10)
+        self.reason_label.setObjectName("stateReason")
+        self.reason_label.setProperty("role", "details")
+        self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reason_caption = QLabel()
+        self.reason_caption.setProperty("role", "caption")
+        self.details_line = QWidget()
+        details = QHBoxLayout(self.details_line)
+        details.setContentsMargins(0, 0, 0, 0)
+        details.setSpacing(6)
+        details.addWidget(self.reason_caption)
+        details.addWidget(self.reason_label, 1)
+        self.details_line.setVisible(False)
 
         right = Qt.AlignmentFlag.AlignRight
         self.equity_label = QLabel("—")
@@ -136,25 +156,37 @@ class TopBar(QWidget):
         self.pnl_label.setProperty("role", "figure")
         self.pnl_label.setProperty("tone", "flat")
         self.pnl_label.setAlignment(right | Qt.AlignmentFlag.AlignVCenter)
-        self.pnl_label.setToolTip("Today's profit or loss (UTC day), realised plus unrealised")
+        self.pnl_label.setToolTip("Today's profit or loss (UTC day), realised plus Unrealised")
+        for figure in (self.badge, self.equity_label, self.pnl_label):  # these never shrink below their text
+            figure.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
 
-        grid = QGridLayout(self)
-        grid.setContentsMargins(10, 6, 10, 6)
-        grid.setHorizontalSpacing(14)
-        grid.addWidget(_block("VENUE · MODE", venue_widget), 0, 0)
-        grid.addWidget(_block("STAGE", self.stage_label), 0, 1)
-        grid.addWidget(_block("CONNECTION", self.connection_label), 0, 2)
-        grid.setColumnStretch(3, 1)
-        state_box = QWidget()
-        sl = QVBoxLayout(state_box)
-        sl.setContentsMargins(0, 0, 0, 0)
-        sl.setSpacing(2)
-        sl.addWidget(self.badge)
-        sl.addWidget(self.reason_label)
-        grid.addWidget(state_box, 0, 4)
-        grid.addWidget(_block("EQUITY", self.equity_label, align=right), 0, 5)
-        grid.addWidget(_block("TODAY'S P&L", self.pnl_label, align=right), 0, 6)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        # Three lines, so the bar needs the width of the widest one only (it must fit beside the big
+        # buttons at 1280 px): what I may do and how I stand, big; where and how connected, small; why.
+        figures = QHBoxLayout()
+        figures.setContentsMargins(0, 0, 0, 0)
+        figures.setSpacing(14)
+        figures.addWidget(self.badge, 0, Qt.AlignmentFlag.AlignVCenter)
+        figures.addStretch(1)
+        figures.addWidget(_block("EQUITY", self.equity_label, align=right), 0)
+        figures.addWidget(_block("TODAY'S P&L", self.pnl_label, align=right), 0)
+        where = QHBoxLayout()
+        where.setContentsMargins(0, 0, 0, 0)
+        where.setSpacing(14)
+        self.venue_block = _block("VENUE · MODE", venue_widget)
+        self.stage_block = _block("STAGE", self.stage_label)
+        self.connection_block = _block("CONNECTION", self.connection_label)
+        where.addWidget(self.venue_block, 3)
+        where.addWidget(self.stage_block, 2)
+        where.addWidget(self.connection_block, 4)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(10, 6, 10, 6)
+        outer.setSpacing(4)
+        outer.addLayout(figures)
+        outer.addLayout(where)
+        outer.addWidget(self.details_line)
+        outer.addStretch(1)
+        # fills the command strip's height (as tall as the big buttons beside it), content at the top
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
 
         self.set_venue("—", "simulated")
         self.set_connection(False)
@@ -204,9 +236,15 @@ class TopBar(QWidget):
 
     def set_state(self, state: str, reason: str = "") -> None:
         self.badge.set_state(state, reason)
+        state = self.badge.state
+        self.reason_caption.setText(f"WHY {state}:")
         self.reason_label.setText(reason)
-        self.reason_label.setToolTip(reason)
-        self.reason_label.setVisible(bool(reason))
+        self.details_line.setVisible(bool(reason))
+        _set_prop(self.reason_label, "state", state)
+
+    def minimum_width(self) -> int:
+        """The width under which the parts that must stay whole (badge, equity, P&L) would be cut."""
+        return self.minimumSizeHint().width()
 
     def set_equity(self, equity: Decimal | float | None) -> None:
         self.equity_label.setText(fmt.fmt_money(equity, currency=self.currency))
