@@ -76,8 +76,7 @@ def engine_snapshot(engine: Engine) -> dict[str, Any]:
 
 
 def _working_orders(engine: Engine) -> list[Any]:
-    book = getattr(engine, "book", None)  # the OrderBook, once the kernel owns one
-    working = getattr(book, "working_orders", None)
+    working = getattr(getattr(engine, "book", None), "working", None)  # the OrderBook, the one owner of orders
     if callable(working):
         return list(working())
     return list(engine.orders.values())
