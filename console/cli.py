@@ -72,7 +72,7 @@ def summary(paths: AppPaths, day_text: str | None, as_json: bool) -> int:
 
 
 def audit(paths: AppPaths, action: str) -> int:
-    from engine.persistence.audit import verify_audit
+    from engine.persistence.journal_identity import verify_journal
 
     if not paths.journal_file.exists():
         print(f"no journal at {paths.journal_file}", file=sys.stderr)
@@ -84,7 +84,7 @@ def audit(paths: AppPaths, action: str) -> int:
             for row in j.audit_rows():
                 print(f"{row['id']:>6} {row['ts']} {row['operator']:<10} {row['action']:<18} {row['reason']}")
         return 0
-    verdict = verify_audit(paths.journal_file)
+    verdict = verify_journal(paths)  # with the audit key and the anchor kept outside the journal
     print(verdict.message)
     return 0 if verdict.ok else 1
 
