@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.analytics import metrics
 from engine.core.events import EventBus, PositionEvent
-from engine.core.model import ClosedTrade
+from engine.core.model import ClosedTrade, Fill
 from widgets.performance_view import PerformanceView
 
 if TYPE_CHECKING:
@@ -57,9 +57,13 @@ def _us(ts: datetime) -> int:
 
 @dataclass
 class JournalCache:
-    """The journal's trades and equity curve, read a little more each time (on the worker thread)."""
+    """The journal's trades, fills and equity curve, read a little more each time (on the worker thread).
+
+    Fills are kept so "total fees" counts every fill (an open position's entry fee too), as the
+    daily summary does, rather than the closed trades' fees only."""
 
     trades: list[ClosedTrade] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
     ts_us: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     equity: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
 
@@ -69,6 +73,11 @@ class JournalCache:
         while since is not None and self.trades and self.trades[-1].closed_at >= since:
             self.trades.pop()
         self.trades.extend(new)
+        fills_since = self.fills[-1].ts if self.fills else None
+        new_fills = journal.fills(since=fills_since)  # inclusive too
+        while fills_since is not None and self.fills and self.fills[-1].ts >= fills_since:
+            self.fills.pop()
+        self.fills.extend(new_fills)
         last = int(self.ts_us[-1]) if len(self.ts_us) else None
         points = journal.equity_curve(since=None if last is None else _EPOCH + timedelta(microseconds=last))
         if last is not None:
@@ -92,9 +101,10 @@ class PerformanceResult:
 def compute(cache: JournalCache, period: str, now: datetime, tz: str) -> PerformanceResult:
     """The report for a period. The period's curve opens with the equity it started with."""
     start = period_start(period, now, tz)
-    trades, ts, eq = cache.trades, cache.ts_us, cache.equity
+    trades, fills, ts, eq = cache.trades, cache.fills, cache.ts_us, cache.equity
     if start is not None:
         trades = [t for t in trades if t.closed_at >= start]
+        fills = [f for f in fills if f.ts >= start]
         s = _us(start)
         i = int(np.searchsorted(ts, s, side="left"))
         if i > 0 and (i == len(ts) or ts[i] > s):  # a loss overnight counts in today, as the breaker sees it
@@ -102,7 +112,7 @@ def compute(cache: JournalCache, period: str, now: datetime, tz: str) -> Perform
         else:
             ts, eq = ts[i:], eq[i:]
     index = pd.DatetimeIndex(ts.astype("datetime64[us]")).tz_localize(UTC)
-    report = metrics.report(trades, pd.Series(eq, index=index, dtype=float), tz=tz)
+    report = metrics.report(trades, pd.Series(eq, index=index, dtype=float), section="all", fills=fills, tz=tz)
     return PerformanceResult(period, report, list(trades), ts, eq, now)
 
 

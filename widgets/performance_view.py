@@ -62,6 +62,16 @@ def _money(key: str) -> Callable[[Report], tuple[str, str, str]]:
     return lambda r: (fmt.fmt_money(r.get(key), signed=True), "", tone_of(r.get(key)))
 
 
+def _sharpe(r: Report) -> tuple[str, str, str]:
+    value = r.get("sharpe")
+    if value is not None:
+        return f"{value:,.2f}", "daily returns · ×√365", ""
+    have, need = r.get("sharpe_returns"), r.get("sharpe_min_returns")
+    if have is not None and need is not None and have >= need:
+        return "undefined", "returns do not vary", ""
+    return "not enough data", f"{have or 0} of {need or 30} daily returns", ""
+
+
 def _recover(r: Report) -> tuple[str, str, str]:
     if not r.get("max_drawdown"):
         return "—", "no drawdown", ""
@@ -85,8 +95,10 @@ _SUCCESS: tuple[tuple[str, str, str, Callable[[Report], tuple[str, str, str]]], 
     ("longest_win_streak", "Longest streaks", "Longest runs of winning and of losing trades, by close time",
      lambda r: (f"{r.get('longest_win_streak', 0)} / {r.get('longest_loss_streak', 0)}",
                 f"{_count(r.get('longest_win_streak', 0), 'win')} / "
-                f"{_count(r.get('longest_loss_streak', 0), 'loss')} in a row", "")),
-    ("total_pnl", "Net P&L", "Sum of the trades' P&L after fees",
+                f"{_count(r.get('longest_loss_streak', 0), 'loss')} in a row · "
+                f"{_count(r.get('current_loss_streak', 0), 'loss')} now", "")),
+    ("total_pnl", "Net P&L", "Sum of the closed trades' P&L after both fees; fees are every fill's, open "
+     "positions' entries included",
      lambda r: (fmt.fmt_money(r.get("total_pnl"), signed=True), f"fees {fmt.fmt_money(r.get('total_fees'))}",
                 tone_of(r.get("total_pnl")))),
 )  # fmt: skip
@@ -94,10 +106,16 @@ _SUCCESS: tuple[tuple[str, str, str, Callable[[Report], tuple[str, str, str]]], 
 _LIMITED = (
     ("current_drawdown", "Current drawdown", "max_drawdown", "Below the period's highest equity, now"),
     ("max_drawdown", "Max drawdown", "max_drawdown", "Deepest fall from a peak in the period"),
-    ("max_daily_drawdown", "Worst day", "daily_loss_limit",
-     "Deepest fall within one trading day (from its opening or a later high), against the daily loss limit"),
+    ("worst_daily_loss", "Worst day", "daily_loss_limit",
+     "Deepest the equity went below a trading day's opening equity (open P&L included), against the daily "
+     "loss limit: what the daily-loss breaker measures"),
 )  # fmt: skip
 _EQUITY: tuple[tuple[str, str, str, Callable[[Report], tuple[str, str, str]]], ...] = (
+    ("sharpe", "Sharpe", "Mean / standard deviation of daily returns, risk-free 0, annualised by sqrt(365); "
+     "shown from 30 daily returns", _sharpe),
+    ("max_intraday_drawdown", "Worst intraday fall", "Deepest fall from a day's running high (its opening or a "
+     "later high) within one trading day. Not what the daily-loss breaker measures: see Worst day",
+     lambda r: (ratio_pct(r.get("max_intraday_drawdown")), "from a day's high", "")),
     ("time_to_recover_s", "Time to recover", "From the deepest point of the max drawdown back to the peak before it",
      _recover),
     ("total_return", "Return", "Last equity / first equity of the period; the period's last equity and its peak",

@@ -9,7 +9,10 @@ the same days `engine.analytics.metrics.daily_pnl` and the daily loss breaker us
     day's first sample when there is none; ending equity, cash and unrealized P&L are the
     day's last sample. Day P&L = ending - starting equity, in percent of the starting equity.
   - fills are the day's executions; closed positions are the round trips closed that day
-    (P&L net of fees); open positions are the book at the end, replayed from every fill.
+    (P&L net of both fees, exact in Decimal: a true breakeven is 0 and counts as neither won
+    nor lost); open positions are the book at the end, replayed from every fill.
+  - fees are every fill's fee of the day, open positions' entries included: the figure
+    `metrics.report(..., fills=...)` gives as total_fees over the same day.
   - breaker events are the day's alerts whose code starts with "breaker_".
   - `until` cuts the day short (a summary sent at 23:59 covers the day up to 23:59).
 """
@@ -109,6 +112,11 @@ class DailySummary:
     def losses(self) -> int:
         return sum(1 for t in self.closed if t.pnl < 0)
 
+    @property
+    def breakeven(self) -> int:
+        """Closed at exactly 0 after fees: neither a win nor a loss (as in engine.analytics.metrics)."""
+        return sum(1 for t in self.closed if t.pnl == 0)
+
     def to_dict(self) -> dict[str, Any]:
         """Money as exact decimal strings, times as UTC ISO 8601 (as the journal stores them)."""
         raw: dict[str, Any] = {
@@ -129,6 +137,7 @@ class DailySummary:
             "closed_count": len(self.closed),
             "wins": self.wins,
             "losses": self.losses,
+            "breakeven": self.breakeven,
             "fills": [dataclasses.asdict(f) for f in self.fills],
             "closed_positions": [dataclasses.asdict(t) for t in self.closed],
             "open_positions": [

@@ -68,7 +68,8 @@ def render(s: DailySummary, max_rows: int = 20) -> str:
         f"Daily summary {s.day:%a %Y-%m-%d} ({s.tz}, {scope})",
         f"Equity     {_money(s.start_equity)} -> {_money(s.end_equity)}   day P&L {_money(s.day_pnl, True)}{pct}",
         f"Cash       {_money(s.cash)}   unrealized P&L {_money(s.unrealized, True)}",
-        f"Trades     {len(s.fills)} fills, {len(s.closed)} closed positions ({s.wins} won, {s.losses} lost), "
+        f"Trades     {len(s.fills)} fills, {len(s.closed)} closed positions ({s.wins} won, {s.losses} lost"
+        f"{f', {s.breakeven} even' if s.breakeven else ''}), "
         f"realized {_money(s.realized_pnl, True)}, fees {_money(s.fees)}",
         f"Open       {len(s.positions)} positions at the end of the day",
         f"Breakers   {len(s.breaker_events) or 'no'} events",
