@@ -64,16 +64,25 @@ def recompute_plain_hashes(path: Path, scheme: str) -> None:
     edit(path, params=statements)
 
 
+def the_keyring() -> MemoryKeyring:
+    import keyring
+
+    found = keyring.get_keyring()
+    assert isinstance(found, MemoryKeyring)
+    return found
+
+
 def verdict_of(paths: AppPaths) -> tuple[bool, int | None, str]:
     v = verify_journal(paths)
     return v.ok, v.first_bad_id, v.message
 
 
-def test_an_intact_chain_verifies_keyed_and_anchored(paths: AppPaths, memory_keyring: MemoryKeyring) -> None:
+def test_an_intact_chain_verifies_keyed_and_anchored(paths: AppPaths) -> None:
+    kr = the_keyring()
     write_rows(paths, 5)
     ok, bad, message = verdict_of(paths)
     assert ok and bad is None and "5 rows, keyed, anchored at row 5" in message
-    assert any(user.startswith("audit-key:") for _, user in memory_keyring.entries)  # the key is in the keyring
+    assert any(user.startswith("audit-key:") for _, user in kr.entries)  # the key is in the keyring
     assert b"audit-key" not in paths.journal_file.read_bytes()
 
 
@@ -87,9 +96,13 @@ def test_a_rewrite_with_recomputed_plain_hashes_is_detected_at_the_first_row(pat
 
 def test_an_inserted_row_is_detected(paths: AppPaths) -> None:
     write_rows(paths, 5)
-    edit(paths.journal_file, "UPDATE audit SET id = id + 100 WHERE id >= 3", "UPDATE audit SET id = id - 99 WHERE id >= 100",
-         "INSERT INTO audit (id, ts, operator, action, reason, details, prev_hash, hash, scheme) "
-         "SELECT 3, ts, operator, 'resume', 'inserted', details, hash, hash, scheme FROM audit WHERE id = 2")  # fmt: skip
+    edit(
+        paths.journal_file,
+        "UPDATE audit SET id = id + 100 WHERE id >= 3",
+        "UPDATE audit SET id = id - 99 WHERE id >= 100",
+        "INSERT INTO audit (id, ts, operator, action, reason, details, prev_hash, hash, scheme) "
+        "SELECT 3, ts, operator, 'resume', 'inserted', details, hash, hash, scheme FROM audit WHERE id = 2",
+    )
     ok, bad, message = verdict_of(paths)
     assert not ok and bad == 3, message
 
@@ -134,19 +147,21 @@ def test_an_edited_or_deleted_anchor_is_detected(paths: AppPaths) -> None:
     assert not ok and "anchor" in message and "missing" in message
 
 
-def test_a_wrong_key_cannot_verify(paths: AppPaths, memory_keyring: MemoryKeyring) -> None:
+def test_a_wrong_key_cannot_verify(paths: AppPaths) -> None:
+    kr = the_keyring()
     write_rows(paths, 2)
-    for name in list(memory_keyring.entries):
-        memory_keyring.entries[name] = "11" * 32
+    for name in list(kr.entries):
+        kr.entries[name] = "11" * 32
     ok, _bad, message = verdict_of(paths)
     assert not ok and ("altered" in message or "sealed with another key" in message)
 
 
-def test_a_missing_key_refuses_to_extend_the_chain(paths: AppPaths, memory_keyring: MemoryKeyring) -> None:
+def test_a_missing_key_refuses_to_extend_the_chain(paths: AppPaths) -> None:
+    kr = the_keyring()
     from engine.persistence.errors import AuditKeyError
 
     write_rows(paths, 2)
-    memory_keyring.entries.clear()
+    kr.entries.clear()
     with pytest.raises(AuditKeyError, match="missing"):
         open_journal(paths)
     assert not verify_journal(paths).ok
@@ -176,7 +191,9 @@ def test_an_old_unkeyed_chain_is_kept_as_legacy_and_keyed_from_then_on(paths: Ap
     assert not ok and bad == 4, message
 
 
-def test_audit_verify_command_uses_the_key_and_names_the_row(paths: AppPaths, capsys: pytest.CaptureFixture[str]) -> None:
+def test_audit_verify_command_uses_the_key_and_names_the_row(
+    paths: AppPaths, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_rows(paths, 5)
     assert audit_command(paths, "verify") == 0
     assert "keyed, anchored" in capsys.readouterr().out
