@@ -29,7 +29,7 @@ async def measure(home: Path) -> dict[str, float]:
     for s in symbols[:20]:
         for k in range(10):
             e.submit_intent(buy(e, s, "300", limit_below=f"0.00{k + 1}"))
-    await until(lambda: len(e.orders) == 200 and not e._inflight, what="200 resting orders", timeout=30)
+    await until(lambda: e.book.working_count() == 200 and not e.execution.inflight, what="200 resting orders", timeout=30)
     t0 = time.perf_counter()
     task = e.emergency_stop("benchmark")
     halt_ms = (time.perf_counter() - t0) * 1000
@@ -41,8 +41,8 @@ async def measure(home: Path) -> dict[str, float]:
     e.resume("bench", "open positions for close-all")
     for s in symbols:
         e.submit_intent(buy(e, s, "1000"))
-    await until(lambda: e.portfolio.open_count() == 50 and not e._inflight, what="50 positions", timeout=30)
-    await until(lambda: not e._inflight and len(e.orders) >= 50, what="stop legs resting", timeout=30)
+    await until(lambda: e.portfolio.open_count() == 50 and not e.execution.inflight, what="50 positions", timeout=30)
+    await until(lambda: not e.execution.inflight and e.book.working_count() >= 50, what="stop legs resting", timeout=30)
     t1 = time.perf_counter()
     summary = await e.close_all("benchmark")
     close_ms = (time.perf_counter() - t1) * 1000
@@ -81,7 +81,7 @@ async def _stop_through_ccxt(e: Any, fake: Any, symbols: list[str]) -> dict[str,
     for s in symbols:
         for k in range(10):
             e.submit_intent(buy(e, s, "300", limit_below=f"{0.004 * (k + 1):.3f}"))  # 0.4-4% below
-    await until(lambda: len(e.orders) == 200 and not e._inflight and len(fake.matching.open_orders()) == 200,
+    await until(lambda: e.book.working_count() == 200 and not e.execution.inflight and len(fake.matching.open_orders()) == 200,
                 what="200 resting orders", timeout=120)  # fmt: skip
     t0 = time.perf_counter()
     task = e.emergency_stop("benchmark")

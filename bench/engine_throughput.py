@@ -38,7 +38,7 @@ async def measure(sim_seconds: float, symbols: int, seed: int) -> dict[str, floa
         wall = time.perf_counter() - t0
         events = engine.market_events
         published = engine.bus.published - bus_before
-        fills = len(engine._seen_fills)
+        fills = len(engine.journal.fills())
         await engine.shutdown("keep")
         t1 = time.perf_counter()
         engine.journal.close()

@@ -39,11 +39,11 @@ class RecordingVenue(SimulatedVenue):
         self.submits: list[tuple[str, TradingState | None]] = []
         self.submit_delay_s = submit_delay_s
 
-    async def submit(self, order):  # type: ignore[no-untyped-def]
+    async def place(self, order):  # type: ignore[no-untyped-def]
         self.submits.append((order.role, self.engine.risk.state if self.engine else None))
         if self.submit_delay_s:
             await asyncio.sleep(self.submit_delay_s)
-        return await super().submit(order)
+        return await super().place(order)
 
 
 def make_engine(home: Path, settings: Settings | None = None, symbols: list[str] | None = None,

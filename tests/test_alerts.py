@@ -505,7 +505,7 @@ def _order(cid: str, side: Side, role: str, qty: str = "1") -> Order:
 
 
 def _filled(e: Any, order: Order, price: str) -> None:
-    e._order_meta[order.client_id] = order  # as if this engine had placed it
+    e.book.register(order)  # as if this engine had placed it
     fill = Fill(f"f-{order.client_id}", order.client_id, order.symbol, order.side, order.qty, D(price), D(0),
                 e.clock.now())  # fmt: skip
     done = order.evolve(status=OrderStatus.FILLED, filled_qty=order.qty, avg_fill_price=D(price))
@@ -525,7 +525,7 @@ def test_a_fill_of_the_stop_leg_is_a_stop_loss_hit_and_a_rejection_an_execution_
             [hit] = [a for a in got if a.code == "stop_loss_hit"]
             assert hit.level is WARNING and "BTC/USDT" in hit.message and "97" in hit.message
             rejected = _order("t-4", Side.BUY, "entry")
-            e._order_meta[rejected.client_id] = rejected
+            e.book.register(rejected)
             e.on_order_update(OrderUpdate(rejected.evolve(status=OrderStatus.REJECTED, reason="insufficient balance")))
             [failure] = [a for a in got if a.code == "order_rejected"]
             assert failure.level is WARNING and "insufficient balance" in failure.message
@@ -561,7 +561,7 @@ def test_emergency_stop_and_close_all_alert_when_started_and_when_finished(tmp_p
         e.bus.subscribe(got.append, AlertEvent)
         for s in e.symbols:
             assert e.submit_intent(buy(e, s, "300", limit_below="0.02")) is not None
-        await until(lambda: len(e.orders) == 3 and not e._inflight, what="3 resting orders")
+        await until(lambda: e.book.working_count() == 3 and not e.execution.inflight, what="3 resting orders")
         assert await e.emergency_stop("test", "alice") is True
         codes = [(a.level, a.code) for a in got]
         assert codes.index((EMERGENCY, "emergency_stop")) < codes.index((INFO, "emergency_stop_finished"))
@@ -571,7 +571,7 @@ def test_emergency_stop_and_close_all_alert_when_started_and_when_finished(tmp_p
         assert ok
         got.clear()
         e.submit_intent(buy(e, "BTC/USDT", "1000"))
-        await until(lambda: e.portfolio.open_count() == 1 and not e._inflight, what="a position")
+        await until(lambda: e.portfolio.open_count() == 1 and not e.execution.inflight, what="a position")
         summary = await e.close_all("flatten for the test", "alice")
         assert summary["ok"]
         codes = [(a.level, a.code) for a in got]

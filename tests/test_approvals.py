@@ -50,17 +50,17 @@ def test_approve_submits_the_order_and_journals_who_and_how_fast(tmp_path: Path)
             intent = buy(e, "BTC/USDT")
             assert e.submit_intent(intent) is None  # held for a human
             [req] = e.approval_gate.pending()
-            assert e.venue.submits == [] and not e.orders
+            assert e.venue.submits == [] and not e.book.working()
             d = req.details
             assert d["symbol"] == "BTC/USDT" and d["side"] == "buy" and Decimal(d["qty"]) == intent.qty
             assert Decimal(d["notional"]) > 0 and 0 < d["equity_share"] < 1
             assert d["stop_loss"] == str(intent.stop_loss) and "state" in d["checks_passed"]
-            ok, msg = e.approve(req.request_id, "alice")
+            ok, msg = e.approval_gate.approve(req.request_id, "alice")
             assert ok, msg
             await until(lambda: e.portfolio.qty("BTC/USDT") == intent.qty, what="the approved fill")
             assert [s[0] for s in e.venue.submits][:1] == ["entry"]
             assert [ev.status for ev in events] == ["pending", "approved"]
-            assert not e.approve(req.request_id, "alice")[0]  # decided once only
+            assert not e.approval_gate.approve(req.request_id, "alice")[0]  # decided once only
         finally:
             await stop(e)
         row, audit = _journal_row(tmp_path, req.request_id)
@@ -77,7 +77,7 @@ def test_reject_submits_nothing(tmp_path: Path) -> None:
         try:
             e.submit_intent(buy(e, "ETH/USDT"))
             [req] = e.approval_gate.pending()
-            assert e.reject(req.request_id, "bob", "not now") == (True, "rejected")
+            assert e.approval_gate.reject(req.request_id, "bob", "not now") == (True, "rejected")
             await asyncio.sleep(0)
             assert e.venue.submits == [] and e.approval_gate.pending() == []
             assert events[-1].status == "rejected"
@@ -96,10 +96,10 @@ def test_approve_with_a_reduced_quantity_never_a_larger_one(tmp_path: Path) -> N
             intent = buy(e, "BTC/USDT", notional="4000")
             e.submit_intent(intent)
             [req] = e.approval_gate.pending()
-            ok, msg = e.approve(req.request_id, "alice", qty=req.qty * 2)
+            ok, msg = e.approval_gate.approve(req.request_id, "alice", qty=req.qty * 2)
             assert not ok and "never raised" in msg and e.approval_gate.pending()
             half = e.instruments["BTC/USDT"].round_qty(req.qty / 2)
-            ok, msg = e.approve(req.request_id, "alice", qty=half)
+            ok, msg = e.approval_gate.approve(req.request_id, "alice", qty=half)
             assert ok and "reduced" in msg
             await until(lambda: e.portfolio.qty("BTC/USDT") == half, what="the reduced fill")
         finally:
@@ -134,7 +134,7 @@ def test_timeout_rejects_never_approves(tmp_path: Path) -> None:
             [req] = e.approval_gate.pending()
             await until(lambda: not e.approval_gate.pending(), what="the timeout")
             assert events[-1].status == "expired"
-            assert e.approve(req.request_id, "late")[0] is False
+            assert e.approval_gate.approve(req.request_id, "late")[0] is False
             await asyncio.sleep(0.05)
             assert e.venue.submits == [] and e.portfolio.qty("SOL/USDT") == 0
         finally:
@@ -152,7 +152,7 @@ def test_an_approval_after_a_halt_is_refused(tmp_path: Path) -> None:
             e.submit_intent(buy(e, "BTC/USDT"))
             [req] = e.approval_gate.pending()
             e.emergency_stop("test", "ops")
-            ok, msg = e.approve(req.request_id, "alice")
+            ok, msg = e.approval_gate.approve(req.request_id, "alice")
             assert not ok and "HALTED" in msg
             assert e.risk.state is TradingState.HALTED
             await asyncio.sleep(0.05)

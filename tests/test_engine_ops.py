@@ -18,13 +18,13 @@ def test_emergency_stop_halts_before_returning_and_cancels_everything(tmp_path: 
         for s in e.symbols:
             for k in range(10):
                 assert e.submit_intent(buy(e, s, "300", limit_below=f"0.00{k + 1}")) is not None
-        await until(lambda: len(e.orders) == 200 and not e._inflight, what="200 resting orders")
+        await until(lambda: e.book.working_count() == 200 and not e.execution.inflight, what="200 resting orders")
         assert len(await e.venue.open_orders()) == 200
         task = e.emergency_stop("test", "alice")
         assert e.risk.state is TradingState.HALTED  # before anything was awaited
         assert await task is True
         assert await e.venue.open_orders() == []
-        assert e.orders == {}
+        assert e.book.working() == []
         actions = [r["action"] for r in e.journal.audit_rows()] if e.journal.flush() else []
         assert "emergency_stop" in actions and "emergency_stop_done" in actions
         await stop(e)
@@ -79,23 +79,22 @@ def test_journal_round_trip_restores_positions_and_open_orders(tmp_path: Path) -
         e = await started(make_engine(tmp_path))
         e.submit_intent(buy(e, "BTC/USDT", "5000"))
         e.submit_intent(buy(e, "ETH/USDT", "3000", limit_below="0.03"))
-        await until(lambda: e.portfolio.qty("BTC/USDT") > 0 and not e._inflight, what="fill")
+        await until(lambda: e.portfolio.qty("BTC/USDT") > 0 and not e.execution.inflight, what="fill")
         seen["btc"] = e.portfolio.position("BTC/USDT")
         seen["cash"] = e.portfolio.cash
-        seen["open"] = sorted(o.client_id for o in e.orders.values())
+        seen["open"] = sorted(o.client_id for o in e.book.working())
         await stop(e)
 
     async def second() -> None:
-        e = make_engine(tmp_path)
-        e._restore()
+        e = await started(make_engine(tmp_path))
         pos = e.portfolio.position("BTC/USDT")
         assert pos is not None
         assert (pos.qty, pos.avg_price) == (seen["btc"].qty, seen["btc"].avg_price)  # type: ignore[attr-defined]
         assert e.portfolio.cash == seen["cash"]
         assert sorted(e.orders) == seen["open"]
         # the protective stop leg rests at the venue and came back as an open order
-        assert any(o.role == "stop_loss" for o in e.orders.values())
-        e.journal.close()
+        assert any(o.role == "stop_loss" for o in e.book.working())
+        await stop(e)
 
     run(first())
     run(second())
@@ -106,11 +105,11 @@ def test_close_all_flattens_through_a_rejection_and_partial_fills(tmp_path: Path
         e = await started(make_engine(tmp_path))
         for s in e.symbols:
             e.submit_intent(buy(e, s, "4000"))
-        await until(lambda: e.portfolio.open_count() == 3 and not e._inflight, what="three positions")
+        await until(lambda: e.portfolio.open_count() == 3 and not e.execution.inflight, what="three positions")
         # a large resting limit order that partially fills stays open with part of a position
         big = e.submit_intent(buy(e, "BTC/USDT", "15000", limit_below="0.0005"))
         assert big is not None
-        await until(lambda: e._order_meta[big.client_id].status is OrderStatus.PARTIALLY_FILLED,
+        await until(lambda: e.book.get(big.client_id).status is OrderStatus.PARTIALLY_FILLED,
                     timeout=30, what="a partial fill")
         preview = e.preview_close_all()
         assert len(preview["positions"]) == 3 and preview["open_orders"] >= 3
@@ -122,7 +121,8 @@ def test_close_all_flattens_through_a_rejection_and_partial_fills(tmp_path: Path
         assert e.risk.state is TradingState.HALTED
         positions = await e.venue.positions()
         assert all(q == 0 for q in positions.values()), positions
-        rejected = [o for o in e._order_meta.values() if o.role == "flatten" and o.status is OrderStatus.REJECTED]
+        # the refusal hit a flatten or the stop leg re-armed for the grown position: either way once, and flat
+        rejected = [o for o in e.book.all_orders() if o.status is OrderStatus.REJECTED]
         assert len(rejected) == 1
         await stop(e)
 
@@ -151,7 +151,7 @@ def test_simulated_market_takes_the_journaled_book_after_a_restart(tmp_path: Pat
     async def first() -> None:
         e = await started(make_engine(tmp_path))
         e.submit_intent(buy(e, "ETH/USDT", "3000"))
-        await until(lambda: any(o.role == "stop_loss" for o in e.orders.values()) and not e._inflight,
+        await until(lambda: any(o.role == "stop_loss" for o in e.book.working()) and not e.execution.inflight,
                     what="position with its stop leg")
         await stop(e)
 

@@ -345,7 +345,7 @@ def test_a_hanging_webhook_never_blocks_an_order(tmp_path: Path) -> None:
             await until(lambda: rx.hanging == 1, what="the webhook request to hang")
             order = e.submit_intent(buy(e, "BTC/USDT"))
             assert order is not None
-            await until(lambda: e._order_meta[order.client_id].status is OrderStatus.FILLED, what="the fill")
+            await until(lambda: e.book.get(order.client_id).status is OrderStatus.FILLED, what="the fill")
             assert e.venue.submits and e.portfolio.qty("BTC/USDT") > 0  # type: ignore[attr-defined]
             assert rx.hanging == 1 and rx.delivered == []  # the webhook is still hanging
             assert e.notifier.stats()["webhook 'ops'"].delivered == 0

@@ -74,7 +74,7 @@ async def rest_a_buy(engine: Engine, fake: FakeBinance, qty: str = "0.01") -> Or
     order = engine.submit_intent(intent)
     assert order is not None, engine.journal.denials()
     await until(lambda: order.client_id in {o.client_id for o in fake.matching.open_orders()}, what="resting")
-    await until(lambda: engine.orders[order.client_id].status is OrderStatus.OPEN, what="acknowledged")
+    await until(lambda: engine.book.get(order.client_id).status is OrderStatus.OPEN, what="acknowledged")
     return order
 
 
@@ -96,8 +96,8 @@ def test_a_fill_that_happened_while_the_engine_was_down_is_booked_exactly_once(t
                 assert report is not None and report.ok and len(report.applied_fills) == 1
                 pos = e.portfolio.position("BTC/USDT")
                 assert pos is not None and pos.qty == D("0.01")
-                assert order.client_id not in e.orders
-                assert e._order_meta[order.client_id].status is OrderStatus.FILLED
+                assert e.book.working_order(order.client_id) is None
+                assert e.book.get(order.client_id).status is OrderStatus.FILLED
                 assert e.risk.state is TradingState.ACTIVE
             async with running(fake, tmp_path) as e:  # a second restart finds nothing new
                 report = e.reconciler.last_report  # type: ignore[union-attr]
@@ -121,11 +121,11 @@ def test_an_order_placed_at_the_venue_by_someone_else_is_adopted_and_flagged_ext
             async with running(fake, tmp_path) as e:
                 report = e.reconciler.last_report  # type: ignore[union-attr]
                 assert report is not None and report.adopted_orders == ("by-hand-1",)
-                adopted = e.orders["by-hand-1"]
+                adopted = e.book.get("by-hand-1")
                 assert adopted.external and adopted.status is OrderStatus.OPEN and adopted.qty == D("0.02")
             assert any("by-hand-1" in m for m in alerts(tmp_path, "external_order"))
             async with running(fake, tmp_path) as e:  # known from now on: no second alert
-                assert e.orders["by-hand-1"].external
+                assert e.book.get("by-hand-1").external
                 assert e.reconciler.last_report.adopted_orders == ()  # type: ignore[union-attr]
             assert len(alerts(tmp_path, "external_order")) == 1
 
@@ -145,7 +145,7 @@ def test_a_journaled_open_order_cancelled_at_the_venue_while_down_is_resolved(tm
             async with running(fake, tmp_path) as e:
                 report = e.reconciler.last_report  # type: ignore[union-attr]
                 assert report is not None and report.resolved_orders == (order.client_id,)
-                assert e.orders == {}
+                assert e.book.working() == []
                 assert e.portfolio.position("BTC/USDT") is None
             with Journal(tmp_path / "journal.sqlite") as j:
                 assert j.orders(open_only=True) == []

@@ -22,8 +22,8 @@ def test_a_filled_market_order_is_measured_against_its_quote(tmp_path: Path) -> 
             ask = e.ticks["BTC/USDT"].ask
             order = e.submit_intent(buy(e, "BTC/USDT"))
             assert order is not None and order.ref_price == ask
-            await until(lambda: e._order_meta[order.client_id].status is OrderStatus.FILLED, what="fill")
-            filled = e._order_meta[order.client_id]
+            await until(lambda: e.book.get(order.client_id).status is OrderStatus.FILLED, what="fill")
+            filled = e.book.get(order.client_id)
             assert filled.ref_price == ask  # kept through the venue's updates
             ev = await e.stage_manager.evaluate_async()
             slip = {c.name: c for c in ev.criteria}["avg_slippage"]

@@ -90,20 +90,20 @@ async def _emergency_stop(e: Engine, venue_open: Any) -> None:
     for symbol in e.symbols:
         for below in ("0.01", "0.02", "0.03"):
             assert e.submit_intent(resting_buy(e, symbol, below)) is not None
-    await wait_for(lambda: len(venue_open()) == 6 and not e._inflight, what="six resting orders")
+    await wait_for(lambda: len(venue_open()) == 6 and not e.execution.inflight, what="six resting orders")
     ok = await e.emergency_stop("test", "tester")
     assert ok and e.risk.state is TradingState.HALTED
-    assert venue_open() == [] and not e.orders  # the venue and the engine agree: nothing open
+    assert venue_open() == [] and not e.book.working()  # the venue and the engine agree: nothing open
 
 
 async def _close_all(e: Engine, venue_positions: Any) -> None:
     for symbol in e.symbols:
         assert e.submit_intent(market_buy(e, symbol)) is not None
-    await wait_for(lambda: e.portfolio.open_count() == 2 and not e._inflight, what="two positions")
-    await wait_for(lambda: len(e.orders) == 2, what="the stop legs resting at the venue")
+    await wait_for(lambda: e.portfolio.open_count() == 2 and not e.execution.inflight, what="two positions")
+    await wait_for(lambda: e.book.working_count() == 2, what="the stop legs resting at the venue")
     summary = await e.close_all("test", "tester")
     assert summary["ok"], summary
-    assert e.portfolio.open_count() == 0 and not e.orders
+    assert e.portfolio.open_count() == 0 and not e.book.working()
     await wait_for(lambda: not any(venue_positions().values()), what="flat at the venue")
 
 

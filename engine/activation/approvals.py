@@ -106,7 +106,7 @@ class ApprovalGate:
         e = self.e
         now = e.clock.now()
         self._n += 1
-        rid = f"{e._id_prefix or 'ap'}-a{self._n}"
+        rid = f"ap-{e.book.instance_tag}-{e.book.run}-{self._n}"
         price = decision.price or intent.price
         notional = qty * price if price is not None else None
         equity = e.portfolio.equity
@@ -166,11 +166,11 @@ class ApprovalGate:
                 return False, f"quantity {qty} is below the smallest order"
         self._close(req, ApprovalStatus.APPROVED, operator, "approved", final)
         e = self.e
-        order = e.new_order(replace(req.intent, qty=final), final, req.role, self._quote(req.intent))
+        order = e.execution.new_order(replace(req.intent, qty=final), final, req.role, self._quote(req.intent))
         intent = req.intent
         if req.role == "entry" and (intent.stop_loss or intent.take_profit or intent.max_hold_s):
             e.protection.plan(order.client_id, intent)
-        e.start_submit(order)  # the last state gate still applies
+        e.execution.start_submit(order)  # the last state gate still applies
         reduced = f" (reduced from {req.qty})" if final < req.qty else ""
         return True, f"approved {final}{reduced}: order {order.client_id}"
 
@@ -254,21 +254,14 @@ class ApprovalGate:
             return ok, msg
         return self.reject(rid, operator, str(d.get("reason") or "rejected from the command line"))
 
-    async def run(self) -> None:
-        """Every second: expire what is due, apply decisions the CLI wrote."""
-        while True:
-            await asyncio.sleep(POLL_S)
-            try:
-                self.expire_due()
-                ids = list(self._pending)
-                if not ids:
-                    continue
-                decisions = await asyncio.to_thread(self._read_decisions, ids)
-                for rid, d in decisions.items():
-                    if rid in self._pending:
-                        _ok, msg = self.apply_decision(rid, d)
-                        log.info("approval %s from the journal: %s", rid, msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("approval poll failed")
+    async def poll(self) -> None:
+        """Every second on the engine clock: expire what is due, apply decisions the CLI wrote."""
+        self.expire_due()
+        ids = list(self._pending)
+        if not ids:
+            return
+        decisions = await asyncio.to_thread(self._read_decisions, ids)
+        for rid, d in decisions.items():
+            if rid in self._pending:
+                _ok, msg = self.apply_decision(rid, d)
+                log.info("approval %s from the journal: %s", rid, msg)

@@ -171,14 +171,3 @@ class StageManager:
         ev = await self.evaluate_async()
         self.apply_red_flags(ev)
         return ev
-
-    async def run(self) -> None:
-        """Check the red flags every red_flags.check_every_s (wall clock)."""
-        while True:
-            await asyncio.sleep(self.config.red_flags.check_every_s)
-            try:
-                await self.check_red_flags()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("red-flag check failed")

@@ -1,9 +1,12 @@
-"""Operator commands: emergency stop, close all, resume, cancel, close one position.
+"""The big buttons: emergency stop, close all, resume, close one position.
 
-`emergency_stop` and `close_all` are plain methods, not coroutines: the state
-is HALTED when the call returns (no await in between), and the slow part,
-talking to the venue, runs as a task whose progress is published as events.
-Every command is written to the audit log with who, when and why.
+`emergency_stop` and `close_all` are plain methods, not coroutines: the state is
+HALTED, and written to disk, when the call returns (no await in between); the
+slow part, talking to the venue, runs as a task whose progress is published as
+events. Emergency stop keeps the resting stop-loss legs: a halted engine must
+not leave its positions naked. Close all sizes each flatten against what is
+still open minus what is already on its way out, and sends another only after
+the venue's fills are booked and the position is still there.
 """
 
 from __future__ import annotations
@@ -15,126 +18,142 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.events import ProgressEvent
 from engine.core.model import ZERO, AlertLevel, Order, OrderIntent, OrderStatus, Side, TradingState
-from engine.venues.base import OrderNotFound, VenueError
+from engine.oms.execution import RETRY_DELAYS_S
+from engine.venues.base import VenueError
 
 if TYPE_CHECKING:
     from engine.app.kernel import Engine
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAYS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+FILLS_GRACE_S = 3.0  # how long a finished flatten's fills may lag before the venue is asked
+GIVE_UP_AFTER = 3  # the same symbol refused this many times in a row: stop and say why, never a storm
 
 
-class OperatorCommands:
-    """Mixed into Engine; kept apart so the big buttons read as one unit."""
+class BigButtons:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        self._stop_task: asyncio.Task[bool] | None = None
+        self._close_task: asyncio.Task[dict[str, Any]] | None = None
 
-    _stop_task: asyncio.Task[Any] | None = None
-    _close_task: asyncio.Task[Any] | None = None
+    # --- emergency stop ---------------------------------------------------------------------
+    def stop_in_progress(self) -> bool:
+        return self._stop_task is not None and not self._stop_task.done()
 
-    # --- emergency stop ---------------------------------------------------------
-    def emergency_stop(
-        self: Engine, reason: str = "emergency stop", operator: str = ""
-    ) -> asyncio.Task[bool]:
-        """HALT now, synchronously; then cancel every open order. Returns the cancelling task."""
-        operator = operator or self.operator
-        self.risk.set_state(TradingState.HALTED, reason, operator)
-        self.audit("emergency_stop", reason, {"open_orders": len(self.orders)}, operator)
-        self.alert(AlertLevel.EMERGENCY, "emergency_stop", f"EMERGENCY STOP by {operator}: {reason}")
-        task = asyncio.get_running_loop().create_task(self._cancel_everything("emergency_stop", reason))
+    def emergency_stop(self, reason: str, operator: str, pull_stops: bool = False) -> asyncio.Task[bool]:
+        """HALT now, durably; then cancel working orders (resting stop legs stay unless pull_stops)."""
+        e = self.e
+        e.risk.set_state(TradingState.HALTED, reason, operator)
+        self._persist_halt(reason, operator, "emergency_stop", {"pull_stops": pull_stops})
+        e.alert(AlertLevel.EMERGENCY, "emergency_stop", f"EMERGENCY STOP by {operator}: {reason}")
+        if self.stop_in_progress():
+            assert self._stop_task is not None
+            return self._stop_task  # pressed again: one cancel loop is enough
+        task = asyncio.get_running_loop().create_task(
+            self.cancel_everything("emergency_stop", reason, keep_protection=not pull_stops)
+        )
         self._stop_task = task
         return task
 
-    async def _cancel_everything(self: Engine, operation: str, reason: str, deadline_s: float = 30.0) -> bool:
-        """Cancel on every symbol concurrently, retrying until the venue reports none open."""
-        self.journal.set_state("trading_state", self.risk.state.value)
-        flushed = asyncio.get_running_loop().run_in_executor(None, self.journal.flush)
+    def _persist_halt(self, reason: str, operator: str, action: str, details: dict[str, Any]) -> None:
+        """The halt and its audit row are on disk before the command returns (not via the writer queue)."""
+        e = self.e
+        details = {**details, "open_orders": e.book.working_count()}
+        now_write = getattr(e.journal, "write_state_now", None)
+        audit_now = getattr(e.journal, "audit_now", None)
+        if now_write is not None and audit_now is not None:
+            now_write("trading_state", TradingState.HALTED.value)
+            now_write("trading_state_reason", reason)
+            audit_now(e.clock.now(), operator, action, reason, details)
+        else:
+            e.audit(action, reason, details, operator)
+            e.journal.flush()
+
+    def _protective(self, order: Order) -> bool:
+        return order.role == "stop_loss" and order.reduce_only
+
+    def _to_cancel(self, keep_protection: bool) -> list[Order]:
+        return [o for o in self.e.book.working() if not (keep_protection and self._protective(o))]
+
+    async def cancel_everything(
+        self, operation: str, reason: str, deadline_s: float = 30.0, keep_protection: bool = True
+    ) -> bool:
+        """Cancel working orders on every symbol concurrently until the venue confirms; keep stop legs."""
+        e = self.e
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
         # orders already on their way to the venue must land before we can cancel them
-        if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=max(0.1, deadline - loop.time()))
-        total = max(len(self.orders), 1)
-        open_at_start = len(self.orders)
-        self.bus.publish(
-            ProgressEvent(self.clock.now(), operation, f"cancelling {len(self.orders)} open orders", 0, total)
-        )
+        if e.execution.inflight:
+            await asyncio.wait(list(e.execution.inflight), timeout=max(0.1, deadline - loop.time()))
+        targets = self._to_cancel(keep_protection)
+        total = max(len(targets), 1)
+        kept = e.book.working_count() - len(targets)
+        self._progress(operation, f"cancelling {len(targets)} working orders ({kept} stop legs kept)", 0, total)
         attempt = 0
         ok = False
-        # First round: cancel where we know orders rest, without listing first (a venue-wide listing
-        # is the most expensive call on Binance and its rate-limit cost would delay the cancels).
-        # Every later round starts from the venue's own list, which also catches unknown orders.
-        known_first = bool(self.orders)
         while True:
-            venue_open: list[Order] | None = None
-            if known_first:
-                symbols = sorted({o.symbol for o in self.orders.values()})
-            else:
-                try:
-                    venue_open = await self.venue.open_orders()
-                except VenueError as exc:
-                    self._venue_failure("listing open orders", exc)
-                if venue_open is not None and not venue_open:
-                    ok = True
-                    break
-                if loop.time() >= deadline:
-                    break
-                symbols = (
-                    sorted({o.symbol for o in venue_open})
-                    if venue_open
-                    else sorted({o.symbol for o in self.orders.values()})
-                )
-            results = await asyncio.gather(
-                *(self.venue.cancel_all(s) for s in symbols), return_exceptions=True
-            )
-            for sym, res in zip(symbols, results, strict=True):
-                if isinstance(res, BaseException):
-                    self._venue_failure(f"cancel-all on {sym}", res)  # type: ignore[arg-type]
-            remaining = len(self.orders)
-            self.bus.publish(
-                ProgressEvent(
-                    self.clock.now(),
-                    operation,
-                    f"{remaining} orders still open",
-                    max(0, total - remaining),
-                    total,
-                )
-            )
-            if not known_first and not venue_open and remaining == 0:
+            pending = self._to_cancel(keep_protection)
+            if not pending and attempt > 0 and await self._venue_confirms(keep_protection):
                 ok = True
                 break
-            if not known_first:
-                await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)] if attempt else 0)
-            known_first = False
+            if loop.time() >= deadline:
+                break
+            if pending:
+                results = await asyncio.gather(
+                    *(e.execution.cancel_order(o) for o in pending), return_exceptions=True
+                )
+                for order, res in zip(pending, results, strict=True):
+                    if isinstance(res, BaseException):
+                        e.venue_failure(f"cancel {order.client_id}", res)  # type: ignore[arg-type]
+            remaining = len(self._to_cancel(keep_protection))
+            self._progress(operation, f"{remaining} orders still open", max(0, total - remaining), total)
+            if attempt:
+                await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
             attempt += 1
-        if ok:
-            self._drop_local_orders("cancelled by " + operation)
-        await flushed
+        left = len(self._to_cancel(keep_protection))
         msg = (
-            "all orders cancelled; venue confirms none open"
+            f"working orders cancelled; venue confirms; {kept} resting stop legs kept"
             if ok
-            else "orders may still be open at the venue"
+            else f"{left} orders may still be open at the venue"
         )
-        outcome = {"phase": "cancel", "orders": open_at_start, "still_open": len(self.orders)}
-        self.bus.publish(  # the AlertCenter's rules turn this into the "finished" / "incomplete" alert
-            ProgressEvent(self.clock.now(), operation, msg, total if ok else 0, total, True, ok, outcome)
+        outcome = {"phase": "cancel", "orders": len(targets), "still_open": left, "stops_kept": kept}
+        e.bus.publish(  # the AlertCenter's rules turn this into the "finished" / "incomplete" alert
+            ProgressEvent(e.clock.now(), operation, msg, total if ok else 0, total, True, ok, outcome)
         )
-        self.audit(f"{operation}_done", msg, {"ok": ok, "attempts": attempt + 1})
+        e.audit(f"{operation}_done", msg, {"ok": ok, "attempts": attempt, **outcome})
         return ok
 
-    def _drop_local_orders(self: Engine, reason: str) -> None:
-        """The venue confirmed nothing is open: finish what we still think is working."""
-        for order in list(self.orders.values()):
-            if order.status is not OrderStatus.PENDING or order.venue_order_id:
-                self._finish_locally(order, OrderStatus.CANCELED, reason)
+    async def _venue_confirms(self, keep_protection: bool) -> bool:
+        """The venue's own list: nothing but our kept stop legs open. Unknown orders are adopted (and cancelled
+        next round when they are not protection)."""
+        e = self.e
+        try:
+            venue_open = await e.venue.open_orders()
+        except VenueError as exc:
+            e.venue_failure("listing open orders", exc)
+            return False
+        stray = False
+        for o in venue_open:
+            known = e.book.get(e.book.resolve(o) or o.client_id)
+            if known is None or not known.status.is_working:
+                e.apply_update(o, ())
+            current = e.book.get(e.book.resolve(o) or o.client_id)
+            if current is not None and not (keep_protection and self._protective(current)):
+                stray = True
+        return not stray
 
-    # --- close all --------------------------------------------------------------
-    def preview_close_all(self: Engine) -> dict[str, Any]:
+    # --- close all ------------------------------------------------------------------------------
+    def close_in_progress(self) -> bool:
+        return self._close_task is not None and not self._close_task.done()
+
+    def preview_close_all(self) -> dict[str, Any]:
         """What close-all would do and the estimated realised P&L, for the confirmation dialog."""
+        e = self.e
         rows = []
         total = ZERO
-        taker = Decimal(repr(self.settings.simulator.taker_fee))
-        for p in self.portfolio.positions():
-            tick = self.ticks.get(p.symbol)
+        taker = Decimal(repr(e.settings.simulator.taker_fee))
+        for p in e.portfolio.positions():
+            tick = e.market.ticks.get(p.symbol)
             exit_price = (tick.bid if p.qty > 0 else tick.ask) if tick else p.last_price
             pnl = (exit_price - p.avg_price) * p.qty - abs(p.qty) * exit_price * taker
             total += pnl
@@ -150,80 +169,111 @@ class OperatorCommands:
                     "estimated_pnl": pnl,
                 }
             )
-        return {"positions": rows, "estimated_pnl": total, "open_orders": len(self.orders)}
+        return {"positions": rows, "estimated_pnl": total, "open_orders": e.book.working_count()}
 
-    def close_all(
-        self: Engine, reason: str = "close all", operator: str = ""
-    ) -> asyncio.Task[dict[str, Any]]:
-        operator = operator or self.operator
-        self.risk.set_state(TradingState.HALTED, reason, operator)
-        self.audit("close_all", reason, self.preview_close_all(), operator)
-        self.alert(AlertLevel.EMERGENCY, "close_all", f"CLOSE ALL by {operator}: {reason}")
+    def close_all(self, reason: str, operator: str) -> asyncio.Task[dict[str, Any]]:
+        e = self.e
+        e.risk.set_state(TradingState.HALTED, reason, operator)
+        self._persist_halt(reason, operator, "close_all", {"positions": e.portfolio.open_count()})
+        e.alert(AlertLevel.EMERGENCY, "close_all", f"CLOSE ALL by {operator}: {reason}")
         if self._close_task is not None and not self._close_task.done():
             return self._close_task
-        task = asyncio.get_running_loop().create_task(self._run_close_all(reason, operator))
+        task = asyncio.get_running_loop().create_task(self.run_close_all(reason, operator))
         self._close_task = task
         return task
 
-    async def _run_close_all(
-        self: Engine, reason: str, operator: str, deadline_s: float = 60.0
-    ) -> dict[str, Any]:
+    async def run_close_all(self, reason: str, operator: str, deadline_s: float = 60.0) -> dict[str, Any]:
+        e = self.e
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
-        await self._cancel_everything("close_all", reason, deadline_s=min(30.0, deadline_s))
-        start_realized = self.portfolio.realized
-        targets = {p.symbol: p.qty for p in self.portfolio.positions()}
-        total = len(targets)
+        await self.cancel_everything("close_all", reason, deadline_s=min(30.0, deadline_s), keep_protection=True)
+        start_realized = e.portfolio.realized
+        total = e.portfolio.open_count()
         failures: dict[str, str] = {}
+        refusals: dict[str, int] = {}
         attempt = 0
         while True:
-            open_now = {p.symbol: p.qty for p in self.portfolio.positions()}
-            self.bus.publish(
-                ProgressEvent(
-                    self.clock.now(),
-                    "close_all",
-                    f"{len(open_now)} positions to flatten",
-                    total - len(open_now),
-                    total,
-                )
-            )
+            open_now = {p.symbol: p.qty for p in e.portfolio.positions() if refusals.get(p.symbol, 0) < GIVE_UP_AFTER}
+            self._progress("close_all", f"{len(open_now)} positions to flatten", total - len(open_now), total,
+                           {"failures": dict(failures)})  # fmt: skip
             if not open_now or loop.time() >= deadline:
                 break
-            orders = []
-            for symbol, qty in open_now.items():
-                side = Side.SELL if qty > 0 else Side.BUY
-                intent = OrderIntent(
-                    symbol=symbol,
-                    side=side,
-                    qty=abs(qty),
-                    reduce_only=True,
-                    reason=f"close all: {reason}",
-                    tag="close_all",
-                )
-                order = self.submit_intent(intent, bypass_state=True, role="flatten")
-                if order is None:
-                    failures[symbol] = "refused by the pre-trade checks (see denials)"
-                else:
-                    orders.append(order)
-            if orders:
-                done = await asyncio.wait(
-                    [self.wait_for(o.client_id) for o in orders], timeout=max(0.1, deadline - loop.time())
-                )
-                for fut in done[0]:
-                    o = fut.result()
-                    if o.status is OrderStatus.REJECTED:
-                        failures[o.symbol] = o.reason or "rejected"
-                    elif self.portfolio.qty(o.symbol) == 0:
-                        failures.pop(o.symbol, None)
-            elif failures:
-                break
+            sent = self._send_flattens(open_now, reason, failures)
+            if sent:
+                await self._settle(sent, deadline, failures)
+                for o in sent:
+                    done = e.book.get(o.client_id)
+                    refused = done is not None and done.status is OrderStatus.REJECTED
+                    refusals[o.symbol] = refusals.get(o.symbol, 0) + 1 if refused else 0
+                if any(n == GIVE_UP_AFTER for n in refusals.values()):
+                    await self._ask_venue(open_now)  # a refusal often means the book and the venue disagree
+            elif not self._anything_on_its_way(open_now):
+                if failures:
+                    break  # nothing could be sent and nothing is working: say why instead of spinning
+                await self._ask_venue(open_now)
             attempt += 1
             await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
-        left = {p.symbol: str(p.qty) for p in self.portfolio.positions()}
+        return self._finish_close_all(total, start_realized, failures, operator)
+
+    def _send_flattens(self, open_now: dict[str, Decimal], reason: str, failures: dict[str, str]) -> list[Order]:
+        e = self.e
+        sent = []
+        for symbol, qty in open_now.items():
+            side = Side.SELL if qty > 0 else Side.BUY
+            if e.execution.reducible(symbol, side) <= 0:
+                continue  # already on its way out: never a second flatten for the same quantity
+            intent = OrderIntent(symbol=symbol, side=side, qty=abs(qty), reduce_only=True,
+                                 reason=f"close all: {reason}", tag="close_all")  # fmt: skip
+            order = e.execution.submit_intent(intent, bypass_state=True, role="flatten")
+            if order is None:
+                failures[symbol] = "refused by the pre-trade checks (see denials)"
+            else:
+                sent.append(order)
+        return sent
+
+    async def _settle(self, sent: list[Order], deadline: float, failures: dict[str, str]) -> None:
+        """Wait until each flatten is finished and its fills are booked (asking the venue if they lag)."""
+        e = self.e
+        loop = asyncio.get_running_loop()
+        waits = [e.book.wait_for(o.client_id) for o in sent]
+        await asyncio.wait(waits, timeout=max(0.1, deadline - loop.time()))
+        lag_until = loop.time() + FILLS_GRACE_S
+        while loop.time() < min(lag_until, deadline):
+            if all(e.book.all_fills_booked(o.client_id) for o in sent):
+                break
+            await asyncio.sleep(0.05)
+        for o in sent:
+            done = e.book.get(o.client_id)
+            if done is None:
+                continue
+            if done.status is OrderStatus.REJECTED:
+                failures[o.symbol] = done.reason or "rejected by the venue"
+            elif done.status.is_terminal and e.portfolio.qty(o.symbol) == 0:
+                failures.pop(o.symbol, None)
+        if any(not e.book.all_fills_booked(o.client_id) for o in sent):
+            await self._ask_venue({o.symbol: e.portfolio.qty(o.symbol) for o in sent})
+
+    def _anything_on_its_way(self, open_now: dict[str, Decimal]) -> bool:
+        e = self.e
+        return any(
+            e.book.pending_reduction(s, Side.SELL if q > 0 else Side.BUY) > 0 for s, q in open_now.items()
+        )
+
+    async def _ask_venue(self, open_now: dict[str, Decimal]) -> None:
+        """Fills lag: reconcile so the book agrees with the venue before anything is sent again."""
+        reconciler = self.e.reconciler
+        if reconciler is not None and reconciler.enabled:
+            await reconciler.run("close_all")
+
+    def _finish_close_all(
+        self, total: int, start_realized: Decimal, failures: dict[str, str], operator: str
+    ) -> dict[str, Any]:
+        e = self.e
+        left = {p.symbol: str(p.qty) for p in e.portfolio.positions()}
         summary = {
             "positions_closed": total - len(left),
             "positions_left": left,
-            "realized_pnl": str(self.portfolio.realized - start_realized),
+            "realized_pnl": str((e.portfolio.realized - start_realized).quantize(Decimal("0.00000001"))),
             "failures": {s: m for s, m in failures.items() if s in left},
             "ok": not left,
         }
@@ -231,86 +281,53 @@ class OperatorCommands:
             f"flat: {summary['positions_closed']} positions closed, realised P&L {summary['realized_pnl']}"
             if not left
             else f"NOT flat: {len(left)} positions left ({', '.join(left)})"
+            + "".join(f"; {s}: {m}" for s, m in summary["failures"].items())
         )
-        self.bus.publish(
-            ProgressEvent(
-                self.clock.now(), "close_all", msg, total - len(left), total, True, not left, summary
-            )
+        e.bus.publish(
+            ProgressEvent(e.clock.now(), "close_all", msg, total - len(left), total, True, not left, summary)
         )
-        self.audit("close_all_done", msg, summary, operator)  # the AlertCenter alerts on the ProgressEvent
+        e.audit("close_all_done", msg, summary, operator)  # the AlertCenter alerts on the ProgressEvent
         return summary
 
-    # --- resume -------------------------------------------------------------------
-    def resume_refusal(self: Engine) -> str | None:
+    def _progress(self, operation: str, msg: str, done: int, total: int, details: Any = None) -> None:
+        e = self.e
+        e.bus.publish(ProgressEvent(e.clock.now(), operation, msg, done, total, details=details or {}))
+
+    # --- resume -----------------------------------------------------------------------------------
+    def resume_refusal(self) -> str | None:
         """Why a resume would be refused right now, or None when it is allowed."""
-        if self.risk.state is not TradingState.HALTED and self.risk.state is not TradingState.REDUCING:
+        e = self.e
+        if e.risk.state is not TradingState.HALTED and e.risk.state is not TradingState.REDUCING:
             return "trading is not halted"
-        holding = self.breakers.holding()
+        holding = e.breakers.holding()
         if holding:
             return "breaker condition still holds: " + "; ".join(holding)
-        if self._close_task is not None and not self._close_task.done():
+        if self.close_in_progress():
             return "close all is still in progress"
         return None
 
-    def resume(self: Engine, operator: str, reason: str) -> tuple[bool, str]:
+    def resume(self, operator: str, reason: str) -> tuple[bool, str]:
+        e = self.e
         refusal = self.resume_refusal()
         if not reason.strip():
             refusal = refusal or "a reason is required to resume"
         if refusal is not None:
-            self.audit("resume_refused", reason, {"refusal": refusal}, operator)
+            e.audit("resume_refused", reason, {"refusal": refusal}, operator)
             return False, refusal
-        self.breakers.acknowledge_streak()
-        self.risk.set_state(TradingState.ACTIVE, f"resumed: {reason}", operator)
-        self.audit("resume", reason, {}, operator)
+        e.breakers.acknowledge_streak()
+        e.risk.set_state(TradingState.ACTIVE, f"resumed: {reason}", operator)
+        e.audit("resume", reason, {}, operator)
+        e.day.save(e.portfolio, e.breakers)
         return True, "trading resumed"
 
-    # --- single orders and positions ---------------------------------------------------
-    def start_cancel(self: Engine, order: Order) -> asyncio.Task[Order | None]:
-        return asyncio.get_running_loop().create_task(self.cancel_order(order))
-
-    async def cancel_order(self: Engine, order: Order, operator: str = "") -> Order | None:
-        if operator:
-            self.audit("cancel_order", f"cancel {order.client_id}", {"symbol": order.symbol}, operator)
-        for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S[:3])):
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                done = await self.venue.cancel(order)
-            except OrderNotFound:
-                done = order.evolve(status=OrderStatus.CANCELED, reason="not found at the venue")
-            except VenueError as exc:
-                self._venue_failure(f"cancel {order.client_id} (attempt {attempt + 1})", exc)
-                if not exc.retryable:
-                    return None
-                continue
-            self.on_order_update_if_newer(done)
-            return done
-        return None
-
-    def on_order_update_if_newer(self: Engine, order: Order) -> None:
-        from engine.core.model import OrderUpdate
-
-        current = self._order_meta.get(order.client_id)
-        if current is not None and current.status.is_terminal:
-            return
-        self.on_order_update(OrderUpdate(order))
-
-    def close_position(self: Engine, symbol: str, operator: str = "", reason: str = "") -> Order | None:
-        operator = operator or self.operator
-        qty = self.portfolio.qty(symbol)
+    # --- one position -------------------------------------------------------------------------------
+    def close_position(self, symbol: str, operator: str, reason: str = "") -> Order | None:
+        e = self.e
+        qty = e.portfolio.qty(symbol)
         if not qty:
             return None
-        self.audit(
-            "close_position", reason or f"close {symbol}", {"symbol": symbol, "qty": str(qty)}, operator
-        )
+        e.audit("close_position", reason or f"close {symbol}", {"symbol": symbol, "qty": str(qty)}, operator)
         side = Side.SELL if qty > 0 else Side.BUY
-        return self.submit_intent(
-            OrderIntent(
-                symbol=symbol,
-                side=side,
-                qty=abs(qty),
-                reduce_only=True,
-                reason=reason or f"closed by {operator}",
-                tag="manual_close",
-            )
-        )
+        intent = OrderIntent(symbol=symbol, side=side, qty=abs(qty), reduce_only=True,
+                             reason=reason or f"closed by {operator}", tag="manual_close")  # fmt: skip
+        return e.execution.submit_intent(intent)

@@ -1,30 +1,31 @@
-"""Engine: wires venue, strategy, risk, approvals, portfolio and journal.
+"""The kernel: the composition root. It builds the parts, hands each the narrow collaborators it
+needs, and runs the life cycle. Nothing outside `engine.app` imports it.
 
-Data flows one way (venue -> portfolio -> journal -> strategy -> risk ->
-approval -> venue) and every step publishes an event. Operator commands
-(emergency stop, close all, resume) live in engine.commands and are mixed in.
+Data flows one way (venue -> OrderBook -> Portfolio -> journal -> strategy -> risk -> approval ->
+Execution -> venue) and every step publishes an event. Operator commands enter through
+`OperatorAPI` (engine.app.operator_api), never by reaching into the parts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from engine.activation.approvals import ApprovalGate
 from engine.activation.stage_manager import StageManager
-from engine.alerts.center import AlertCenter
+from engine.alerts.center import AlertCenter, Sources
 from engine.alerts.daily_summary_schedule import DailySummaryScheduler
 from engine.alerts.notify.dispatcher import AlertDispatcher
-from engine.app.activation_commands import ActivationCommands
-from engine.app.commands import OperatorCommands
+from engine.app.commands import BigButtons
 from engine.app.connection import ConnectionHealth
-from engine.core.clock import Clock
-from engine.core.config import Settings
+from engine.app.day_state import DayState
+from engine.app.operator_api import OperatorAPI
+from engine.core.clock import Clock, SimClock, Timers
+from engine.core.config import RiskConfig, Settings
 from engine.core.events import (
     AlertEvent,
     ConnectionEvent,
@@ -38,7 +39,6 @@ from engine.core.events import (
     StateChanged,
 )
 from engine.core.model import (
-    ZERO,
     AlertLevel,
     Fill,
     Instrument,
@@ -49,9 +49,10 @@ from engine.core.model import (
     Position,
     TradingState,
 )
-from engine.oms.execution import OrderFlow
+from engine.oms.execution import Execution, MarketView
+from engine.oms.order_book import OrderBook, new_instance_tag
 from engine.oms.portfolio import Portfolio
-from engine.oms.protection import Protection
+from engine.oms.protection import Links, Protection
 from engine.oms.reconcile import Reconciler
 from engine.persistence.journal import Journal
 from engine.risk.breakers import Breakers
@@ -61,10 +62,11 @@ from engine.venues.base import AuthenticationFailed, Venue
 
 log = logging.getLogger(__name__)
 
-StrategyFactory = Callable[["Engine", list[str]], Strategy]
+StrategyFactory = Callable[[Any, list[str]], Strategy]
+CLOCK_HIGH_WATER = "clock_high_water"  # the latest engine time journaled: a restart never goes back
 
 
-class Engine(OperatorCommands, OrderFlow, ActivationCommands):
+class Engine:
     def __init__(
         self,
         settings: Settings,
@@ -80,31 +82,41 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         self.journal = journal
         self.clock = clock
         self.bus = bus or EventBus()
-        self.alert_center = AlertCenter.for_engine(self)  # every alert passes through it
         self.symbols = symbols or list(settings.simulator.symbols)
         self.operator = settings.engine.operator
         self._strategy_factory = strategy_factory
         self.strategy: Strategy | None = None
         self.reconciler: Reconciler | None = None
-        self.instruments: dict[str, Instrument] = {}
-        self.ticks: dict[str, MarketTick] = {}
-        self.orders: dict[str, Order] = {}  # working orders by client id
-        self._order_meta: dict[str, Order] = {}  # every order this run knows (for tags on fills)
-        self._seen_fills: set[str] = set()
-        self._applied_qty: dict[str, Decimal] = {}  # filled quantity booked per client id
-        self._waiters: dict[str, list[asyncio.Future[Order]]] = {}
-        self._inflight: set[asyncio.Task[Any]] = set()
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._ids = itertools.count(1)
-        self._id_prefix = ""
+        self.market = MarketView({}, {})
+        self.book = OrderBook(new_instance_tag(), 0)  # identity is read from the journal on start
         self.portfolio = Portfolio(settings.starting_cash, day_tz=settings.engine.trading_day_tz)
+        self.alert_center = AlertCenter(
+            self.bus, clock, lambda: self.settings.alerts.rules, journal, self.audit, self._alert_sources()
+        )
         self.risk = RiskEngine(settings.risk, self._state_changed)
+        self.day = DayState(journal, settings.engine.trading_day_tz)
         self.breakers = Breakers(settings.risk, self.risk, self.alert, self._breaker_close_all)
-        self.protection = Protection(self)
+        self.execution = Execution(
+            clock=clock, venue=venue, book=self.book, risk=self.risk, portfolio=lambda: self.portfolio,
+            market=self.market, journal=journal, bus=self.bus, apply_update=self.apply_update,
+            venue_failure=self.venue_failure, new_positions_today=lambda: self.day.new_positions,
+        )  # fmt: skip
+        self.protection = Protection(
+            Links(
+                orders=lambda: self.execution, book=lambda: self.book, holdings=lambda: self.portfolio,
+                ticks=self.market.ticks, stop_types=self._stop_types, round_price=self._round_price,
+                strategy_name=lambda: self.strategy.name if self.strategy else "",
+            ),
+            clock, journal, self.alert_center.raise_alert,
+        )  # fmt: skip
+        self.execution.protection = self.protection
         self.stage_manager = StageManager(self)
         self.approval_gate = ApprovalGate(self)
+        self.execution.approvals = self.approval_gate
+        self.buttons = BigButtons(self)
+        self.api = OperatorAPI(self)
         self.daily_summary = DailySummaryScheduler(self)  # end-of-day file and message
-        self.new_positions_today = 0
+        self.timers = Timers(clock, self._periodic_failed)
         self._day_end: datetime | None = None
         self._next_sample: datetime | None = None
         self._sample_s = settings.engine.equity_sample_s
@@ -112,28 +124,69 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         self.stopped = asyncio.Event()
         self.market_events = 0
         self.connected = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._simulated_time = isinstance(clock, SimClock)
         self.health = ConnectionHealth(self)  # links up or down; a lost one is a journaled incident
         venue.link_sink = self.health.link
         self.bus.subscribe(self._journal_alert, AlertEvent)
-        self.notifier = AlertDispatcher.for_engine(self)  # webhooks, e-mail: queued, sent by its own tasks
+        data_dir = journal.path.parent
+        self.notifier = AlertDispatcher.from_settings(
+            settings.alerts, self.bus, self.alert, lambda: _credential_store(data_dir)
+        )  # webhooks, e-mail: queued, sent by its own tasks
 
-    # --- life cycle -----------------------------------------------------------
+    # --- views the parts read ---------------------------------------------------------------
+    @property
+    def instruments(self) -> dict[str, Instrument]:
+        return self.market.instruments
+
+    @property
+    def ticks(self) -> dict[str, MarketTick]:
+        return self.market.ticks
+
+    @property
+    def orders(self) -> dict[str, Order]:
+        """Working orders by client id (a read-only copy: the OrderBook owns them)."""
+        return {o.client_id: o for o in self.book.working()}
+
+    @property
+    def new_positions_today(self) -> int:
+        return self.day.new_positions
+
+    def _stop_types(self, symbol: str) -> list[Any]:
+        return self.venue.capabilities().stop_types(symbol)
+
+    def _round_price(self, symbol: str, price: Decimal) -> Decimal:
+        inst = self.market.instruments.get(symbol)
+        return inst.round_price(price) if inst is not None else price
+
+    def _alert_sources(self) -> Sources:
+        def last_tick(symbol: str) -> datetime | None:
+            tick = self.market.ticks.get(symbol)
+            return tick.ts if tick is not None else None
+
+        return Sources(
+            positions=lambda: self.portfolio.positions(),
+            symbols=lambda: self.symbols,
+            last_tick=last_tick,
+            evaluate_stage=lambda: self.stage_manager.evaluate_async(),
+            stage_every_s=lambda: self.settings.stages.red_flags.check_every_s,
+        )
+
+    # --- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect, restore from the journal, warm the strategy up, start the streams."""
         await self.venue.connect()
-        self.instruments = await self.venue.instruments()
-        self.symbols = [s for s in self.symbols if s in self.instruments]
-        self._restore()
+        self.market.instruments.update(await self.venue.instruments())
+        self.symbols = [s for s in self.symbols if s in self.market.instruments]
+        self._restore(await asyncio.to_thread(self._read_journal))
+        self._announce_restored_halt()
         adopt = getattr(self.venue, "adopt_book", None)
         if adopt is not None:  # the in-process simulated market starts empty: give it our book
             holdings = {p.symbol: p.qty for p in self.portfolio.positions()}
-            adopt(self.portfolio.cash, holdings, list(self.orders.values()))
+            adopt(self.portfolio.cash, holdings, self.book.working())
         self.started_at = self.clock.now()
-        run = int(self.journal.get_state("runs", 0)) + 1  # client ids never repeat across restarts
-        self.journal.set_state("runs", run)
-        self._id_prefix = f"tc{run:04d}"
-        reconciler = self.reconciler = Reconciler.for_engine(self)  # the venue is the truth: repair, or HALT
-        await reconciler.on_start()
+        self.reconciler = Reconciler.for_engine(self)  # the venue is the truth: repair, or HALT
+        await self.reconciler.on_start()
         if self._strategy_factory is not None:
             self.strategy = self._strategy_factory(self, self.symbols)
             await self._warm_up()
@@ -143,40 +196,75 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
             ConnectionEvent(self.clock.now(), self.venue.name, True, await self.venue.ping_ms(), 0.0)
         )
         self.notifier.start()
+        self.stage_manager.load()
+        self.approval_gate.expire_orphans()
+        self._schedule_periodic_work()
         self._tasks = [
             asyncio.create_task(self._pump_market(), name="market"),
             asyncio.create_task(self._pump_orders(), name="orders"),
-            asyncio.create_task(self._housekeeping(), name="housekeeping"),
-            *self.start_activation(),  # stages and approvals
-            *reconciler.tasks(),
-            *self.alert_center.tasks(),  # clock-driven alert rules
         ]
+        if not self._simulated_time:
+            self._tasks.append(asyncio.create_task(self.timers.run(), name="timers"))
         self.audit("engine_start", f"venue {self.venue.name} ({self.venue.mode})", {"symbols": self.symbols})
 
-    def _restore(self) -> None:
-        """Rebuild the book from the journal: fills replayed, open orders, the persisted state."""
+    def _schedule_periodic_work(self) -> None:
+        """Every periodic job on the engine clock: a fast simulator runs them on simulated time."""
+        t = self.timers
+        t.every("housekeeping", 1.0, self._housekeeping)
+        t.every("approvals", 1.0, self.approval_gate.poll)
+        t.every("red_flags", lambda: self.settings.stages.red_flags.check_every_s, self.stage_manager.check_red_flags)
+        t.every("alert_rules", 1.0, self.alert_center.check)
+        t.every("protection", 1.0, self.protection.check)
+        t.every("alert_stage", lambda: self.settings.stages.red_flags.check_every_s, self.alert_center.evaluate_stage)
+        reconciler = self.reconciler
+        if reconciler is not None and reconciler.enabled and reconciler.interval_s and reconciler.interval_s > 0:
+            t.every("reconcile", reconciler.interval_s, reconciler.periodic)
+
+    def _read_journal(self) -> dict[str, Any]:
+        """Everything start needs from the journal, read off the loop (a long journal takes a while)."""
         j = self.journal
-        start_cash = j.get_state("starting_cash")
-        if start_cash is None:
-            j.set_state("starting_cash", str(self.portfolio.starting_cash))
+        tag = j.get_state("instance_tag")
+        if not tag:
+            tag = new_instance_tag()
+            j.set_state("instance_tag", tag)
+        if j.get_state("journal_started_at") is None:
+            j.set_state("journal_started_at", self.clock.now().isoformat())
+        run = int(j.get_state("runs", 0)) + 1
+        j.set_state("runs", run)
+        fills = j.fills()
+        protections = {}
+        for symbol in {*self.symbols, *(f.symbol for f in fills)}:
+            value = j.get_state(f"protection:{symbol}")
+            if value:
+                protections[symbol] = value
+        return {
+            "tag": str(tag), "run": run, "starting_cash": j.get_state("starting_cash"),
+            "orders": j.orders(), "fills": fills, "protections": protections,
+        }  # fmt: skip
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        """Rebuild the book from what the journal held: fills replayed, orders known, day state, protection."""
+        self.book = OrderBook(data["tag"], data["run"])
+        self.execution.book = self.book
+        if data["starting_cash"] is None:
+            self.journal.set_state("starting_cash", str(self.portfolio.starting_cash))
         else:
-            self.portfolio = Portfolio(Decimal(start_cash), day_tz=self.settings.engine.trading_day_tz)
-        tags = {o.client_id: o for o in j.orders()}
-        for fill in j.fills():
+            self.portfolio = Portfolio(Decimal(data["starting_cash"]), day_tz=self.settings.engine.trading_day_tz)
+        tags = {o.client_id: o for o in data["orders"]}
+        for fill in data["fills"]:
             o = tags.get(fill.client_id)
             self.portfolio.apply_fill(fill, o.tag if o else "", o.strategy if o else "")
-            self._seen_fills.add(fill.fill_id)
-            self._applied_qty[fill.client_id] = self._applied_qty.get(fill.client_id, ZERO) + fill.qty
-        for o in j.orders(open_only=True):
-            self.orders[o.client_id] = o
-            self._order_meta[o.client_id] = o
+        self.book.restore(data["orders"], data["fills"])
+        self.day.restore(self.portfolio, self.breakers, self.clock.now())
         for p in self.portfolio.positions():
-            prot = j.get_state(f"protection:{p.symbol}")
+            prot = data["protections"].get(p.symbol)
             if prot:
                 self.protection.restore(p.symbol, prot)
-        state = j.get_state("trading_state")
+
+    def _announce_restored_halt(self) -> None:
+        state = self.journal.get_state("trading_state")
         if state == TradingState.HALTED.value:
-            reason = j.get_state("trading_state_reason") or "halted before restart"
+            reason = self.journal.get_state("trading_state_reason") or "halted before restart"
             self.risk.state = TradingState.HALTED
             self.risk.state_reason = f"restored: {reason}"
             self.alert(AlertLevel.CRITICAL, "halt_restored", f"Engine starts HALTED: {reason}")
@@ -201,10 +289,10 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         policy = policy or self.settings.engine.shutdown
         self.audit("engine_shutdown", f"shutdown policy {policy}", {"policy": policy})
         try:
-            if policy == "cancel_orders" and self.orders:
-                await self._cancel_everything("shutdown", "shutdown", deadline_s=10)
-            elif policy == "close_all" and (self.orders or self.portfolio.open_count()):
-                await self._run_close_all("shutdown", self.operator)
+            if policy == "cancel_orders" and self.book.working_count():
+                await self.buttons.cancel_everything("shutdown", "shutdown", deadline_s=10, keep_protection=True)
+            elif policy == "close_all" and (self.book.working_count() or self.portfolio.open_count()):
+                await self.buttons.run_close_all("shutdown", self.operator)
         finally:
             self.stopped.set()
             for t in self._tasks:
@@ -213,31 +301,39 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
             self._tasks = []
             await self.notifier.aclose()  # queued alerts get a short grace to go out
             self.journal.set_state("trading_state", self.risk.state.value)
+            self._save_clock()
+            self.day.save(self.portfolio, self.breakers)
             await asyncio.to_thread(self.journal.flush)
             await self.venue.close()
 
-    # --- market data ------------------------------------------------------------
+    def _save_clock(self) -> None:
+        self.journal.set_state(CLOCK_HIGH_WATER, self.clock.now().isoformat())
+
+    # --- market data ----------------------------------------------------------------------------
     async def _pump_market(self) -> None:
         try:
             async for batch in self.venue.market_stream(self.symbols):
                 self.on_market(batch)
-                if self._inflight:
+                if self.execution.inflight:
                     await asyncio.sleep(0)  # let submits started by this batch reach the venue
+                if self._simulated_time:
+                    await self.timers.run_due()  # periodic work at simulated instants: deterministic
                 if self._deadline is not None and self.clock.now().timestamp() >= self._deadline:
                     self.stopped.set()
                     return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._venue_failure("market data stream failed", exc)
+            self.venue_failure("market data stream failed", exc)
 
     def on_market(self, batch: list[MarketTick]) -> None:
         pf = self.portfolio
         bus = self.bus
         strategy = self.strategy
         breakers = self.breakers
+        ticks = self.market.ticks
         for tick in batch:
-            self.ticks[tick.symbol] = tick
+            ticks[tick.symbol] = tick
             pf.mark(tick.symbol, tick.last, tick.ts)
             breakers.on_price(tick.symbol, float(tick.last), tick.ts.timestamp())
             bus.publish(MarketEvent(tick.ts, tick))
@@ -255,12 +351,13 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
             self._sample(now)
 
     def _roll_day(self, now: datetime) -> None:
-        self._day_end = self.portfolio._day_end
-        self.new_positions_today = 0
+        rolled = self._day_end is not None
+        self._day_end = self.portfolio.day_end
+        if rolled or not self.day.restored_today(now):
+            self.day.new_day(now)
+        self.day.save(self.portfolio, self.breakers)
 
     def _sample(self, now: datetime) -> None:
-        from datetime import timedelta
-
         pf = self.portfolio
         eq = pf.sample_equity(now)
         dd = pf.drawdown
@@ -271,31 +368,30 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
             EquityEvent(now, eq, pf.cash, unreal, pf.realized, pf.day_pnl, pf.day_pnl_pct, pf.peak_equity, dd)
         )
         self.breakers.on_clock(self.clock.monotonic())
-        last = max((t.ts for t in self.ticks.values()), default=now)
+        last = max((t.ts for t in self.market.ticks.values()), default=now)
         self.breakers.on_data_age((self.clock.now() - last).total_seconds())
         self.bus.publish(RiskEvent(now, tuple(self.rule_values())))
+        self._save_clock()
+        self.day.save(pf, self.breakers)
 
     async def _housekeeping(self) -> None:
-        """Wall-clock checks that must run even when no market data arrives."""
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                now = self.clock.now()
-                last = max((t.ts for t in self.ticks.values()), default=self.started_at or now)
-                self.breakers.on_data_age((now - last).total_seconds())
-                self.breakers.on_clock(self.clock.monotonic())
-                self.stage_manager.refresh_limits()  # the size schedule steps up with time
-                self.daily_summary.check(now)  # engine-clock time: a fast simulator gets one per day
-                ping = await self.venue.ping_ms()
-                self.health.on_ping(ping)
-                self.bus.publish(
-                    ConnectionEvent(now, self.venue.name, self.connected, ping, (now - last).total_seconds())
-                )
-                self.bus.publish(RiskEvent(now, tuple(self.rule_values())))
-            except Exception:
-                log.exception("housekeeping failed")
+        """Checks that must run even when no market data arrives (on the engine clock)."""
+        now = self.clock.now()
+        last = max((t.ts for t in self.market.ticks.values()), default=self.started_at or now)
+        self.breakers.on_data_age((now - last).total_seconds())
+        self.breakers.on_clock(self.clock.monotonic())
+        self.stage_manager.refresh_limits()  # the size schedule steps up with time
+        self.daily_summary.check(now)  # engine-clock time: a fast simulator gets one per day
+        ping = await self.venue.ping_ms()
+        self.health.on_ping(ping)
+        self.bus.publish(ConnectionEvent(now, self.venue.name, self.connected, ping, (now - last).total_seconds()))
+        self.bus.publish(RiskEvent(now, tuple(self.rule_values())))
 
-    # --- order updates ------------------------------------------------------------
+    def _periodic_failed(self, name: str, exc: Exception) -> None:
+        self.alert(AlertLevel.WARNING, "periodic_failed", f"periodic job {name} failed: {type(exc).__name__}: {exc}",
+                   key=f"periodic:{name}")  # fmt: skip
+
+    # --- order updates: one path ------------------------------------------------------------------
     async def _pump_orders(self) -> None:
         try:
             async for update in self.venue.order_updates():
@@ -303,13 +399,16 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._venue_failure("order update stream failed", exc)
+            self.venue_failure("order update stream failed", exc)
 
-    def on_order_update(self, update: OrderUpdate) -> None:
-        order = update.order
-        known = self._order_meta.get(order.client_id)
-        if known is None:
-            order = order.evolve(external=True)
+    def on_order_update(self, update: OrderUpdate) -> Order:
+        return self.apply_update(update.order, () if update.fill is None else (update.fill,))
+
+    def apply_update(self, update: Order, fills: Sequence[Fill] = ()) -> Order:
+        """REST replies, stream updates, polls and reconciliation all land here; idempotent per fill id."""
+        res = self.book.apply(update, fills)
+        order = res.order
+        if not res.known and order.external:
             self.alert(
                 AlertLevel.WARNING,
                 "external_order",
@@ -317,61 +416,40 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
                 "placed by this engine; adopted and flagged external",
                 key=f"external:{order.client_id}",
             )
-        elif known.status.is_terminal and not order.status.is_terminal:
-            order = known  # a late, stale update never reopens a finished order
-        else:
-            order = order.evolve(
-                tag=known.tag,
-                strategy=known.strategy,
-                role=known.role,
-                parent_id=known.parent_id,
-                reason=order.reason or known.reason,
-                ref_price=known.ref_price,
-            )
-        if update.fill is not None:
-            self._apply_fill(update.fill, order)
-        self._track(order)
-
-    def _track(self, order: Order) -> None:
-        cid = order.client_id
-        self._order_meta[cid] = order
-        if order.status.is_terminal:
-            self.orders.pop(cid, None)
-            for fut in self._waiters.pop(cid, []):
-                if not fut.done():
-                    fut.set_result(order)
-        else:
-            self.orders[cid] = order
-        self.journal.record_order(order)
-        self.bus.publish(OrderEvent(order.updated_at or self.clock.now(), order))
-        if order.status is OrderStatus.REJECTED:
+        for fill in res.new_fills:
+            self._book_fill(fill, order)
+        if res.changed or res.new_fills:
+            self.journal.record_order(order)
+            self.bus.publish(OrderEvent(order.updated_at or self.clock.now(), order))
+        if res.changed and order.role == "stop_loss":
+            self.protection.on_order(order)
+        if res.changed and order.status is OrderStatus.REJECTED:
             self.alert(
                 AlertLevel.WARNING,
                 "order_rejected",
                 f"{order.symbol} {order.side} {order.qty} rejected: {order.reason or 'no reason given'}",
                 key=f"rejected:{order.symbol}",
             )
-        if order.status.is_terminal:
-            booked = self._applied_qty.get(order.client_id, ZERO)
-            if order.role == "entry" and order.filled_qty > 0 and booked >= order.filled_qty:
+            if self.execution.on_rejected is not None:
+                self.execution.on_rejected(order)
+        if order.status.is_terminal and (res.changed or res.new_fills):
+            if order.role == "entry" and order.filled_qty > 0 and self.book.all_fills_booked(order.client_id):
                 self.protection.on_entry_done(order)  # only once every fill of the entry is booked
-            elif order.role == "exit" and order.filled_qty < order.qty:
+            elif order.role == "exit" and order.filled_qty < order.qty and res.changed:
                 self.protection.rearm(order.symbol)
+        return order
 
-    def _apply_fill(self, fill: Fill, order: Order) -> None:
-        if fill.fill_id in self._seen_fills:
-            return  # a fill is never counted twice (replays, reconnects, reconciliation)
-        self._seen_fills.add(fill.fill_id)
-        self._applied_qty[fill.client_id] = self._applied_qty.get(fill.client_id, ZERO) + fill.qty
+    def _book_fill(self, fill: Fill, order: Order) -> None:
         result = self.portfolio.apply_fill(fill, order.tag, order.strategy)
         self.journal.record_fill(fill)
         if result.opened:
-            self.new_positions_today += 1
+            self.day.count_new_position()
         self.bus.publish(FillEvent(fill.ts, fill, order))
         self.bus.publish(PositionEvent(fill.ts, result.position))
         if result.trade is not None:
             self.journal.record_trade(result.trade)
             self.breakers.on_trade_closed(result.trade.pnl)
+            self.day.save(self.portfolio, self.breakers)
         if result.position.qty == 0 or result.opened:
             self.protection.on_position_flat_or_new(fill.symbol, result.position)
         if order.role == "stop_loss":
@@ -384,16 +462,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         if self.strategy is not None and order.strategy == self.strategy.name:
             self.strategy.on_fill(fill, order)
 
-    def wait_for(self, client_id: str) -> asyncio.Future[Order]:
-        fut: asyncio.Future[Order] = asyncio.get_running_loop().create_future()
-        order = self._order_meta.get(client_id)
-        if order is not None and order.status.is_terminal:
-            fut.set_result(order)
-        else:
-            self._waiters.setdefault(client_id, []).append(fut)
-        return fut
-
-    # --- strategy context ---------------------------------------------------------
+    # --- strategy context (what a strategy may see and do) -----------------------------------------
     def now(self) -> datetime:
         return self.clock.now()
 
@@ -401,12 +470,62 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
         return self.portfolio.position(symbol)
 
     def has_working_entry(self, symbol: str) -> bool:
-        return any(o.symbol == symbol and o.role == "entry" for o in self.orders.values())
+        return any(o.role == "entry" for o in self.book.working(symbol))
 
     def instrument(self, symbol: str) -> Instrument:
-        return self.instruments[symbol]
+        return self.market.instruments[symbol]
 
-    # --- alerts, audit, errors ----------------------------------------------------
+    def submit_intent(self, intent: Any, bypass_state: bool = False, role: str = "entry") -> Order | None:
+        return self.execution.submit_intent(intent, bypass_state, role)
+
+    # --- commands the OperatorAPI drives (also the breakers' close-all) ---------------------------
+    def emergency_stop(self, reason: str = "emergency stop", operator: str = "", pull_stops: bool = False) -> Any:
+        return self.buttons.emergency_stop(reason, operator or self.operator, pull_stops=pull_stops)
+
+    def stop_in_progress(self) -> bool:
+        return self.buttons.stop_in_progress()
+
+    def close_all(self, reason: str = "close all", operator: str = "") -> Any:
+        return self.buttons.close_all(reason, operator or self.operator)
+
+    def close_in_progress(self) -> bool:
+        return self.buttons.close_in_progress()
+
+    def preview_close_all(self) -> dict[str, Any]:
+        return self.buttons.preview_close_all()
+
+    def resume_refusal(self) -> str | None:
+        return self.buttons.resume_refusal()
+
+    def resume(self, operator: str, reason: str) -> tuple[bool, str]:
+        return self.buttons.resume(operator, reason)
+
+    async def cancel_order(self, order: Order, operator: str = "") -> Order | None:
+        if operator:
+            self.audit("cancel_order", f"cancel {order.client_id}", {"symbol": order.symbol}, operator)
+        return await self.execution.cancel_order(order)
+
+    def close_position(self, symbol: str, operator: str = "", reason: str = "") -> Order | None:
+        return self.buttons.close_position(symbol, operator or self.operator, reason)
+
+    def update_risk_limits(self, changes: dict[str, Any], operator: str, reason: str) -> dict[str, Any]:
+        """Validate like the config does, then bind at once: the risk checks and the breakers reload."""
+        current = self.settings.risk
+        data = current.model_dump()
+        unknown = sorted(set(changes) - set(data))
+        if unknown:
+            raise ValueError(f"risk: unknown field(s) {', '.join(unknown)}")
+        new = RiskConfig.model_validate({**data, **changes})
+        self.settings.risk = new
+        self.risk.reload(new)
+        self.breakers.reload(new)
+        applied = {k: getattr(new, k) for k in changes}
+        self.audit("update_risk_limits", reason or "risk limits changed",
+                   {k: str(v) for k, v in applied.items()}, operator)  # fmt: skip
+        self.bus.publish(RiskEvent(self.clock.now(), tuple(self.rule_values())))
+        return {k: str(v) for k, v in applied.items()}
+
+    # --- alerts, audit, errors --------------------------------------------------------------------
     def alert(self, level: AlertLevel, code: str, message: str, key: str = "") -> AlertEvent | None:
         """Through the AlertCenter: de-duplicated, given an id, published. None when suppressed."""
         return self.alert_center.raise_alert(level, code, message, key)
@@ -431,7 +550,7 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
             level, f"state_{new.value.lower()}", f"Trading {new.value}: {reason}", key=f"state:{new.value}"
         )
 
-    def _venue_failure(self, what: str, exc: Exception) -> None:
+    def venue_failure(self, what: str, exc: Exception) -> None:
         msg = f"{what}: {type(exc).__name__}: {exc}"
         log.warning(msg)
         self.journal.record_incident(self.clock.now(), self.venue.name, "venue_error", msg)
@@ -441,9 +560,9 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
             self.risk.set_state(TradingState.HALTED, f"venue authentication failed: {exc}", "system")
 
     def _breaker_close_all(self, reason: str) -> None:
-        self.close_all(reason, "breaker")
+        self.buttons.close_all(reason, "breaker")
 
-    # --- reads for the UI and the CLI ---------------------------------------------
+    # --- reads for the UI and the CLI -------------------------------------------------------------
     def rule_values(self) -> list[Any]:
         from engine.risk.gauges import rule_values
 
@@ -451,12 +570,18 @@ class Engine(OperatorCommands, OrderFlow, ActivationCommands):
 
     def status_line(self) -> str:
         pf = self.portfolio
-        prices = "  ".join(f"{s} {t.last}" for s, t in self.ticks.items())
+        prices = "  ".join(f"{s} {t.last}" for s, t in self.market.ticks.items())
         trades = pf.closed_trades
         wins = sum(1 for t in trades if t.pnl > 0)
         rate = f"{wins / len(trades):.0%}" if trades else "-"
         return (
             f"{self.clock.now():%Y-%m-%d %H:%M:%S} {self.risk.state.value:<8} {prices} | equity {pf.equity:,.2f} "
-            f"| positions {pf.open_count()} | unrealized {pf.unrealized:+,.2f} | trades {len(trades)} win {rate}"
+            f"| positions {pf.open_count()} | unrealised {pf.unrealized:+,.2f} | trades {len(trades)} win {rate}"
         )
+
+
+def _credential_store(data_dir: Any) -> Any:
+    from engine.persistence.secrets import CredentialStore  # keyring loads only when a secret is needed
+
+    return CredentialStore(data_dir)
 

@@ -56,6 +56,15 @@ class OrderStatus(enum.StrEnum):
 _TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 
 
+class ProtectionStatus(enum.StrEnum):
+    """What really guards a position's stop level: shown as it is, never as planned."""
+
+    VENUE = "venue"  # a stop order rests at the venue
+    WATCHED = "watched"  # the engine watches the level and exits at market
+    UNPROTECTED = "unprotected"  # a stop was planned and nothing guards it
+    NONE = "none"  # no stop was asked for
+
+
 class Liquidity(enum.StrEnum):
     MAKER = "maker"
     TAKER = "taker"
@@ -200,6 +209,7 @@ class Order:
     reason: str = ""
     external: bool = False  # adopted from the venue, not placed by this engine
     ref_price: Decimal | None = None  # the quote a market order was sized on: slippage is measured from it
+    orig_client_id: str | None = None  # a venue reply naming the order by a new id (Binance cancel) says the old
 
     @property
     def remaining(self) -> Decimal:
@@ -228,6 +238,9 @@ class Fill:
     def notional(self) -> Decimal:
         return self.qty * self.price
 
+    def evolve(self, **changes: object) -> Fill:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True, slots=True)
 class OrderUpdate:
@@ -248,6 +261,8 @@ class Position:
     opened_at: datetime | None = None
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
+    protection: str = "none"  # ProtectionStatus value: venue | watched | unprotected | none
+    protection_price: Decimal | None = None  # the stop level that is really resting or watched
 
     @property
     def side(self) -> Side:

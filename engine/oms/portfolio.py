@@ -43,6 +43,8 @@ class _Book:
     trip_strategy: str = ""
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
+    protection: str = "none"  # ProtectionStatus value, set by the protection legs
+    protection_price: Decimal | None = None
 
     def snapshot(self) -> Position:
         return Position(
@@ -55,6 +57,8 @@ class _Book:
             opened_at=self.opened_at,
             stop_loss=self.stop_loss,
             take_profit=self.take_profit,
+            protection=self.protection,
+            protection_price=self.protection_price,
         )
 
 
@@ -179,9 +183,13 @@ class Portfolio:
         self.day_start_equity = day_start_equity
         self.day_realized_start = day_realized_start
 
-    def set_protection(self, symbol: str, stop_loss: Decimal | None, take_profit: Decimal | None) -> None:
+    def set_protection(
+        self, symbol: str, stop_loss: Decimal | None, take_profit: Decimal | None,
+        status: str = "none", price: Decimal | None = None,
+    ) -> None:  # fmt: skip
         b = self._book(symbol)
         b.stop_loss, b.take_profit = stop_loss, take_profit
+        b.protection, b.protection_price = status, price
 
     def sample_equity(self, ts: datetime) -> Decimal:
         eq = self.equity

@@ -1,24 +1,86 @@
-"""Protective legs the engine manages for each position: stop loss, take profit, time exit.
+"""Protective legs for each position: stop loss, take profit, time exit, and their truthful status.
 
-The stop loss rests at the venue as a stop-market order, so protection
-survives a crash of this process. The take profit and the time exit are
-watched by the engine and fire a market exit; whichever leg acts first
-cancels the other (one-cancels-other), because on a spot venue two resting
-sell orders would lock the same coins twice.
+The stop loss rests at the venue when it can, so protection survives a crash of
+this process. The chain, step by step, each journaled and alerted:
+
+1. the stop order type the instrument lists (stop-market);
+2. else a stop-limit whose limit sits a collar beyond the trigger;
+3. else the engine watches the level itself and exits at market.
+
+A position whose planned stop is guarded by none of these is UNPROTECTED: red in
+the UI, and a CRITICAL alert repeated (never suppressed) until it is resolved.
+The take profit and time exit are watched by the engine and fire a market exit;
+whichever leg acts first cancels the other (on a spot venue two resting sells
+would lock the same coins twice). Stop legs and protective exits pass while
+HALTED: they only ever reduce a position.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from engine.core.model import Order, OrderIntent, OrderType, Position, Side
+from engine.core.clock import Clock
+from engine.oms.execution import UNSUPPORTED_TYPE
+from engine.core.model import (
+    AlertLevel,
+    MarketTick,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    ProtectionStatus,
+    Side,
+)
 
-if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+log = logging.getLogger(__name__)
+
+UNPROTECTED_REPEAT_S = 30.0  # how often an unresolved UNPROTECTED alert is raised again
+DEFAULT_COLLAR = Decimal("0.005")  # stop-limit: the limit sits 0.5% beyond the trigger
+MAX_LEG_REFUSALS = 2  # a leg refused this often (not for its type) falls back to the engine watch
+LEG_RETRY_S = 0.5
+
+
+class Orders(Protocol):
+    """What protection needs of execution and the order book."""
+
+    def new_order(self, intent: OrderIntent, qty: Decimal, role: str, ref_price: Decimal | None = None) -> Order: ...
+
+    def start_submit(self, order: Order, bypass_state: bool = False) -> Any: ...
+
+    def submit_intent(self, intent: OrderIntent, bypass_state: bool = False, role: str = "entry") -> Order | None: ...
+
+    async def cancel_order(self, order: Order) -> Order | None: ...
+
+    def start_cancel(self, order: Order) -> Any: ...
+
+
+class WorkingOrders(Protocol):
+    def working_order(self, client_id: str) -> Order | None: ...
+
+    def working(self, symbol: str | None = None) -> list[Order]: ...
+
+
+class Holdings(Protocol):
+    def position(self, symbol: str) -> Position | None: ...
+
+    def qty(self, symbol: str) -> Decimal: ...
+
+    def set_protection(self, symbol: str, stop_loss: Decimal | None, take_profit: Decimal | None,
+                       status: str = ..., price: Decimal | None = ...) -> None: ...  # fmt: skip
+
+
+class StateStore(Protocol):
+    def set_state(self, key: str, value: Any) -> None: ...
+
+
+AlertFn = Callable[..., Any]
 
 
 @dataclass(slots=True)
@@ -28,138 +90,280 @@ class _Plan:
     hold_until: str | None = None
     stop_order: str | None = None  # client id of the resting stop leg
     exiting: bool = False
+    watched: bool = False  # the engine watches the stop level (the venue took no stop order)
+    tried: list[str] = field(default_factory=list)  # stop order types the venue refused
+    refusals: int = 0  # other refusals of the current leg in a row
+
+
+@dataclass(slots=True)
+class Links:
+    """Late-bound collaborators: the kernel rebuilds the book and portfolio on start."""
+
+    orders: Callable[[], Orders]
+    book: Callable[[], WorkingOrders]
+    holdings: Callable[[], Holdings]
+    ticks: dict[str, MarketTick]
+    stop_types: Callable[[str], list[OrderType]]
+    round_price: Callable[[str, Decimal], Decimal]
+    strategy_name: Callable[[], str]
 
 
 class Protection:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
+    def __init__(self, links: Links, clock: Clock, store: StateStore, alert: AlertFn,
+                 collar: Decimal = DEFAULT_COLLAR) -> None:  # fmt: skip
+        self.links = links
+        self.clock = clock
+        self.store = store
+        self._alert = alert
+        self.collar = collar
         self._planned: dict[str, OrderIntent] = {}  # entry client id -> intent
         self._plans: dict[str, _Plan] = {}  # symbol -> active protection
+        self._unprotected_since: dict[str, float] = {}
+        self._last_alarm: dict[str, float] = {}
 
+    # --- planning ------------------------------------------------------------------------------
     def plan(self, entry_client_id: str, intent: OrderIntent) -> None:
         self._planned[entry_client_id] = intent
 
     def restore(self, symbol: str, data: dict[str, Any]) -> None:
-        self._plans[symbol] = _Plan(**data)
-        self._push_levels(symbol)
+        known = {k: v for k, v in data.items() if k in _Plan.__slots__}  # type: ignore[attr-defined]
+        self._plans[symbol] = _Plan(**known)
+        self._push(symbol)
 
     def plan_for(self, symbol: str) -> _Plan | None:
         return self._plans.get(symbol)
 
     def on_entry_done(self, entry: Order) -> None:
         intent = self._planned.pop(entry.client_id, None)
-        pos = self.e.portfolio.position(entry.symbol)
+        pos = self.links.holdings().position(entry.symbol)
         if intent is None or pos is None:
             return
+        exiting = bool((old := self._plans.get(entry.symbol)) and old.exiting)  # an exit already under way
         hold = None
         if intent.max_hold_s:
-            hold = (self.e.clock.now() + timedelta(seconds=intent.max_hold_s)).isoformat()
-        plan = _Plan(
+            hold = (self.clock.now() + timedelta(seconds=intent.max_hold_s)).isoformat()
+        self._plans[entry.symbol] = _Plan(
             stop=str(intent.stop_loss) if intent.stop_loss is not None else None,
             take_profit=str(intent.take_profit) if intent.take_profit is not None else None,
             hold_until=hold,
+            exiting=exiting,
         )
-        self._plans[entry.symbol] = plan
-        self._arm_stop(entry.symbol, pos)
         self._save(entry.symbol)
+        if self._stop_legs(entry.symbol):
+            # the position grew: the old leg covers too little and locks the coins the new one needs
+            asyncio.get_running_loop().create_task(self._replace_stop(entry.symbol))
+        else:
+            self._arm_stop(entry.symbol, pos)
 
+    def _stop_legs(self, symbol: str) -> list[Order]:
+        return [o for o in self.links.book().working(symbol) if o.role == "stop_loss"]
+
+    async def _replace_stop(self, symbol: str) -> None:
+        orders = self.links.orders()
+        for leg in self._stop_legs(symbol):
+            await orders.cancel_order(leg)
+        pos = self.links.holdings().position(symbol)
+        if pos is not None and pos.qty:
+            self._arm_stop(symbol, pos)  # no-op when an exit took over meanwhile (plan.exiting)
+
+    # --- the stop leg and its fallback chain -------------------------------------------------------
     def _arm_stop(self, symbol: str, pos: Position) -> None:
         plan = self._plans.get(symbol)
         if plan is None or plan.stop is None or plan.exiting:
             return
+        kinds = [t for t in self.links.stop_types(symbol) if t.value not in plan.tried]
+        if not kinds:
+            self._watch(symbol, plan, "the venue takes no stop order for this instrument")
+            return
+        kind = kinds[0]
         side = Side.SELL if pos.qty > 0 else Side.BUY
-        intent = OrderIntent(
-            symbol=symbol,
-            side=side,
-            qty=abs(pos.qty),
-            order_type=OrderType.STOP_MARKET,
-            stop_price=Decimal(plan.stop),
-            reduce_only=True,
-            reason="protective stop loss",
-            tag="stop_loss",
-        )
-        order = self.e.new_order(intent, abs(pos.qty), "stop_loss")
+        stop = Decimal(plan.stop)
+        limit = None
+        if kind is OrderType.STOP_LIMIT:
+            limit = stop * (1 - self.collar) if side is Side.SELL else stop * (1 + self.collar)
+            limit = self.links.round_price(symbol, limit)
+        intent = OrderIntent(symbol=symbol, side=side, qty=abs(pos.qty), order_type=kind, price=limit,
+                             stop_price=stop, reduce_only=True, reason="protective stop loss",
+                             tag="stop_loss")  # fmt: skip
+        orders = self.links.orders()
+        order = orders.new_order(intent, abs(pos.qty), "stop_loss")
         plan.stop_order = order.client_id
-        self.e.start_submit(order)
-        self._push_levels(symbol)
+        plan.watched = False
+        orders.start_submit(order)
+        self._push(symbol)
+
+    def on_order(self, order: Order) -> None:
+        """A stop leg's news: resting (protected), or refused (the next step of the chain)."""
+        if order.role != "stop_loss":
+            return
+        plan = self._plans.get(order.symbol)
+        if plan is None or plan.stop_order != order.client_id:
+            return
+        if order.status is OrderStatus.REJECTED:
+            plan.stop_order = None
+            pos = self.links.holdings().position(order.symbol)
+            if order.reason.startswith(UNSUPPORTED_TYPE):
+                plan.tried.append(order.order_type.value)
+                step = "stop-limit" if order.order_type is OrderType.STOP_MARKET else "an engine watch"
+                msg = (f"{order.symbol}: the venue does not take {order.order_type.value} stop orders "
+                       f"({order.reason}); falling back to {step}")  # fmt: skip
+                self._alert(AlertLevel.WARNING, "stop_fallback", msg, key=f"stop_fallback:{order.symbol}")
+                if pos is not None and pos.qty:
+                    self._arm_stop(order.symbol, pos)
+            else:
+                plan.refusals += 1
+                if plan.refusals >= MAX_LEG_REFUSALS:
+                    self._watch(order.symbol, plan, f"the stop leg was refused {plan.refusals} times "
+                                f"({order.reason or 'no reason'})")  # fmt: skip
+                elif pos is not None and pos.qty:
+                    asyncio.get_running_loop().call_later(LEG_RETRY_S, self.rearm, order.symbol)
+        elif order.status is OrderStatus.OPEN:
+            plan.refusals = 0
+        elif order.status.is_terminal and order.filled_qty == 0:
+            plan.stop_order = None  # cancelled: an exit released it, or an operator pulled the stops
+        self._push(order.symbol)
+        self._save(order.symbol)
+
+    def _watch(self, symbol: str, plan: _Plan, why: str) -> None:
+        plan.watched = True
+        plan.stop_order = None
+        self._alert(AlertLevel.CRITICAL, "stop_watched",
+                    f"{symbol}: {why}; the engine watches the stop at {plan.stop} and exits at market. "
+                    "Protection lapses while the engine is down.", key=f"stop_watched:{symbol}")  # fmt: skip
+        self._push(symbol)
+        self._save(symbol)
 
     def rearm(self, symbol: str) -> None:
         """An exit failed and the position is still open: put the stop back."""
         plan = self._plans.get(symbol)
-        pos = self.e.portfolio.position(symbol)
+        pos = self.links.holdings().position(symbol)
         if plan is None or pos is None:
             return
         plan.exiting = False
-        if plan.stop_order is None or plan.stop_order not in self.e.orders:
+        if plan.watched:
+            self._push(symbol)
+            return
+        if plan.stop_order is None or self.links.book().working_order(plan.stop_order) is None:
             self._arm_stop(symbol, pos)
 
     def on_position_flat_or_new(self, symbol: str, pos: Position) -> None:
         if pos.qty != 0:
             return
         plan = self._plans.pop(symbol, None)
-        self.e.portfolio.set_protection(symbol, None, None)
-        self.e.journal.set_state(f"protection:{symbol}", None)
-        if plan is not None and plan.stop_order and plan.stop_order in self.e.orders:
-            self.e.start_cancel(self.e.orders[plan.stop_order])
+        self._unprotected_since.pop(symbol, None)
+        self.links.holdings().set_protection(symbol, None, None, ProtectionStatus.NONE.value, None)
+        self.store.set_state(f"protection:{symbol}", None)
+        if plan is not None and plan.stop_order:
+            order = self.links.book().working_order(plan.stop_order)
+            if order is not None:
+                self.links.orders().start_cancel(order)
 
     async def release(self, symbol: str) -> None:
         """Cancel the symbol's resting stop leg (and wait) so an exit can use the coins it locks."""
         plan = self._plans.get(symbol)
         if plan is None:
+            for leg in self._stop_legs(symbol):
+                await self.links.orders().cancel_order(leg)
             return
         plan.exiting = True
-        stop_id, plan.stop_order = plan.stop_order, None
-        order = self.e.orders.get(stop_id) if stop_id else None
-        if order is not None:
-            await self.e.cancel_order(order)
+        plan.stop_order = None
+        for leg in self._stop_legs(symbol):  # every leg, an orphan of an earlier plan included
+            await self.links.orders().cancel_order(leg)
+        self._push(symbol)
 
+    # --- watching: take profit, time exit, engine-watched stops ------------------------------------------
     def on_market(self, now: datetime) -> None:
         if not self._plans:
             return
+        holdings = self.links.holdings()
         for symbol, plan in self._plans.items():
             if plan.exiting:
                 continue
-            tick = self.e.ticks.get(symbol)
-            pos_qty = self.e.portfolio.qty(symbol)
+            tick = self.links.ticks.get(symbol)
+            pos_qty = holdings.qty(symbol)
             if tick is None or not pos_qty:
                 continue
-            why = None
-            if plan.take_profit is not None:
-                tp = Decimal(plan.take_profit)
-                if (pos_qty > 0 and tick.bid >= tp) or (pos_qty < 0 and tick.ask <= tp):
-                    why = f"take profit {tp} reached"
-            if why is None and plan.hold_until is not None and now >= datetime.fromisoformat(plan.hold_until):
-                why = "maximum holding time reached"
+            why = self._trigger(plan, pos_qty, tick, now)
             if why is not None:
                 plan.exiting = True
                 side = Side.SELL if pos_qty > 0 else Side.BUY
                 asyncio.get_running_loop().call_soon(self._exit, symbol, side, abs(pos_qty), why)
 
+    @staticmethod
+    def _trigger(plan: _Plan, pos_qty: Decimal, tick: MarketTick, now: datetime) -> str | None:
+        long = pos_qty > 0
+        if plan.watched and plan.stop is not None:
+            stop = Decimal(plan.stop)
+            if (long and tick.bid <= stop) or (not long and tick.ask >= stop):
+                return f"stop loss {stop} reached (watched by the engine)"
+        if plan.take_profit is not None:
+            tp = Decimal(plan.take_profit)
+            if (long and tick.bid >= tp) or (not long and tick.ask <= tp):
+                return f"take profit {tp} reached"
+        if plan.hold_until is not None and now >= datetime.fromisoformat(plan.hold_until):
+            return "maximum holding time reached"
+        return None
+
     def _exit(self, symbol: str, side: Side, qty: Decimal, why: str) -> None:
-        order = self.e.submit_intent(
-            OrderIntent(
-                symbol=symbol,
-                side=side,
-                qty=qty,
-                reduce_only=True,
-                reason=why,
-                tag="protective_exit",
-                strategy=self.e.strategy.name if self.e.strategy else "",
-            )
+        order = self.links.orders().submit_intent(
+            OrderIntent(symbol=symbol, side=side, qty=qty, reduce_only=True, reason=why,
+                        tag="protective_exit", strategy=self.links.strategy_name())
         )
         if order is None:
             self.rearm(symbol)
 
-    def _push_levels(self, symbol: str) -> None:
+    # --- truthful status ---------------------------------------------------------------------------------
+    def status(self, symbol: str) -> tuple[ProtectionStatus, Decimal | None]:
+        plan = self._plans.get(symbol)
+        if plan is None or plan.stop is None:
+            return ProtectionStatus.NONE, None
+        stop = Decimal(plan.stop)
+        if plan.stop_order is not None and self.links.book().working_order(plan.stop_order) is not None:
+            return ProtectionStatus.VENUE, stop
+        if plan.watched:
+            return ProtectionStatus.WATCHED, stop
+        if plan.exiting:
+            return ProtectionStatus.WATCHED, stop  # an exit is on its way out
+        return ProtectionStatus.UNPROTECTED, None
+
+    def unprotected(self) -> list[str]:
+        holdings = self.links.holdings()
+        return [s for s in self._plans if holdings.qty(s) and self.status(s)[0] is ProtectionStatus.UNPROTECTED]
+
+    def check(self) -> None:
+        """Periodic: repeat the UNPROTECTED alarm for every position still naked (never suppressed)."""
+        now = self.clock.monotonic()
+        naked = set(self.unprotected())
+        for symbol in list(self._unprotected_since):
+            if symbol not in naked:
+                del self._unprotected_since[symbol]
+                self._last_alarm.pop(symbol, None)
+                self._alert(AlertLevel.INFO, "protection_restored", f"{symbol}: protection restored",
+                            key=f"protected:{symbol}")  # fmt: skip
+        for symbol in naked:
+            self._unprotected_since.setdefault(symbol, now)
+            last = self._last_alarm.get(symbol)
+            if last is None or now - last >= UNPROTECTED_REPEAT_S:
+                self._last_alarm[symbol] = now
+                plan = self._plans[symbol]
+                self._alert(AlertLevel.CRITICAL, "unprotected",
+                            f"{symbol} is UNPROTECTED: no stop rests at the venue and none is watched "
+                            f"(planned stop {plan.stop})", key=f"unprotected:{symbol}", dedupe=False)  # fmt: skip
+            self._push(symbol)
+
+    def _push(self, symbol: str) -> None:
         plan = self._plans.get(symbol)
         if plan is None:
             return
-        self.e.portfolio.set_protection(
+        status, price = self.status(symbol)
+        self.links.holdings().set_protection(
             symbol,
-            Decimal(plan.stop) if plan.stop else None,
+            price,  # the chart and table draw only what really guards the position
             Decimal(plan.take_profit) if plan.take_profit else None,
+            status.value,
+            price,
         )
 
     def _save(self, symbol: str) -> None:
         plan = self._plans.get(symbol)
-        self.e.journal.set_state(f"protection:{symbol}", asdict(plan) if plan else None)
+        self.store.set_state(f"protection:{symbol}", asdict(plan) if plan else None)

@@ -4,7 +4,7 @@ The journal is the engine's memory, the venue is the truth. After a crash (or a
 dropped stream) they can disagree: fills the engine never heard of, orders
 someone placed by hand, orders cancelled while the engine was down, holdings
 that moved. Everything found goes through the engine's normal order-update path
-(`Engine.on_order_update`), which books a fill once per fill id and adopts
+(`OrderBook.apply` through the kernel's `apply_update`), which books a fill once per fill id and adopts
 unknown orders as external, so a fill reconciled twice is still counted once.
 What cannot be repaired (holdings that differ) is raised as an alert and a
 journal incident. If the venue cannot answer, the engine starts HALTED.
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.core.model import ZERO, AlertLevel, Fill, Order, OrderStatus, OrderType, OrderUpdate, TradingState
+from engine.core.model import ZERO, AlertLevel, Fill, Order, OrderStatus, OrderType, TradingState
 
 if TYPE_CHECKING:
     from engine.app.kernel import Engine
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Client ids this engine gives its orders (engine.oms.execution): "tc0007-12".
-OWN_ID = re.compile(r"^tc\d{4}-\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,21 +135,9 @@ class Reconciler:
         await asyncio.to_thread(self.engine.journal.flush)  # what start repaired is durable before trading
         return report
 
-    def tasks(self) -> list[asyncio.Task[Any]]:
-        if not self.enabled or not self.interval_s or self.interval_s <= 0:
-            return []
-        return [asyncio.create_task(self._periodic(), name="reconcile")]
-
-    async def _periodic(self) -> None:
-        assert self.interval_s
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.run("periodic")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("periodic reconciliation failed")
+    async def periodic(self) -> None:
+        """Run on the engine clock's timer (the kernel schedules it every interval_s)."""
+        await self.run("periodic")
 
     async def run(self, trigger: str = "manual") -> ReconcileReport:
         async with self._lock:
@@ -189,9 +174,15 @@ class Reconciler:
         e = self.engine
         await asyncio.to_thread(e.journal.flush)
         last = e.journal.last_fill_ts()
-        since = None if last is None else last - self.overlap
+        if last is None:  # a fresh journal: fills from before it began belong to no order of ours
+            started = e.journal.get_state("journal_started_at")
+            since = datetime.fromisoformat(started) if started else None
+        else:
+            since = last - self.overlap
         fills = await self._call("fills", e.venue.fills_since, since)
-        missing = [f for f in sorted(fills, key=lambda f: f.ts) if f.fill_id not in e._seen_fills]
+        missing = [f for f in sorted(fills, key=lambda f: f.ts) if not e.book.has_fill(f.fill_id)]
+        if since is not None:
+            missing = [f for f in missing if f.ts >= since]
         states: dict[str, Order] = {}
         for fill in missing:
             order = states.get(fill.client_id)
@@ -199,7 +190,7 @@ class Reconciler:
                 order = await self._order_for_fill(fill, venue_open)
                 states[fill.client_id] = order
             self._claim_if_ours(order)
-            e.on_order_update(OrderUpdate(order, fill))
+            e.apply_update(order, (fill,))
             found.applied.append(fill.fill_id)
         if missing:
             log.info("reconciliation booked %d missed fills", len(missing))
@@ -208,7 +199,7 @@ class Reconciler:
         """The venue's current view of the order a missed fill belongs to."""
         if fill.client_id in venue_open:
             return venue_open[fill.client_id]
-        known = self.engine._order_meta.get(fill.client_id)
+        known = self.engine.book.get(fill.client_id)
         looked = await self._lookup(known) if known is not None else None
         if looked is not None:
             return looked
@@ -224,24 +215,24 @@ class Reconciler:
     def _adopt_and_update(self, found: _Pass, venue_open: dict[str, Order]) -> None:
         e = self.engine
         for cid, order in venue_open.items():
-            known = e._order_meta.get(cid)
+            known = e.book.get(e.book.resolve(order) or cid)
             if known is None:
                 if not self._claim_if_ours(order):
                     found.adopted.append(cid)
-                e.on_order_update(OrderUpdate(order, None))  # unknown: adopted, flagged external, alerted
+                e.apply_update(order, ())  # unknown: adopted, flagged external, alerted
             elif (known.status, known.filled_qty, known.venue_order_id) != (
                 order.status,
                 order.filled_qty,
                 order.venue_order_id,
             ):
-                e.on_order_update(OrderUpdate(order, None))
+                e.apply_update(order, ())
 
     def _claim_if_ours(self, order: Order) -> bool:
         """An order with this engine's id whose journal row was lost in a crash is ours, not external."""
         e = self.engine
-        if order.client_id in e._order_meta or not OWN_ID.match(order.client_id):
+        if e.book.resolve(order) is not None or not e.book.is_own(order.client_id):
             return False
-        e._order_meta[order.client_id] = order.evolve(reason=order.reason or "recovered by reconciliation")
+        e.book.claim(order, "recovered by reconciliation")
         e.journal.record_incident(
             e.clock.now(), e.venue.name, "reconcile_recovered_order",
             f"order {order.client_id} on {order.symbol} was placed by an earlier run; journal row restored",
@@ -252,13 +243,14 @@ class Reconciler:
         """Journal orders the venue no longer lists: ask it what became of them. True if fills may be missing."""
         e = self.engine
         refetch = False
-        for cid, order in list(e.orders.items()):
+        for order in e.book.working():
+            cid = order.client_id
             if cid in venue_open or order.status.is_terminal:
                 continue
             if skip_pending and order.status is OrderStatus.PENDING:
                 continue  # its submit may be on the way right now
             looked = await self._lookup(order)
-            booked = e._applied_qty.get(cid, ZERO)
+            booked = e.book.booked_qty(cid)
             if looked is None:
                 status = OrderStatus.FILLED if booked >= order.qty else OrderStatus.CANCELED
                 reason = "the venue does not know it" if order.status is OrderStatus.PENDING else (
@@ -269,7 +261,7 @@ class Reconciler:
                 continue  # still working (the open list was older than this answer)
             if looked.filled_qty > booked:
                 refetch = True
-            e.on_order_update(OrderUpdate(looked, None))
+            e.apply_update(looked, ())
             found.resolved.append(cid)
         return refetch
 

@@ -158,6 +158,11 @@ class Breakers:
             self._vol_symbol = symbol
             self._update("volatility", vol)
 
+    def restore_streak(self, losses: int) -> None:
+        """The loss streak as journaled before a restart."""
+        self.consecutive_losses = losses
+        self._update("loss_streak", float(losses))
+
     def acknowledge_streak(self) -> None:
         self.consecutive_losses = 0
         self._update("loss_streak", 0.0)
