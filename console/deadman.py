@@ -54,9 +54,9 @@ class DeadManMonitor:
             silence = self.silence_of(engine)
             if silence >= self.silent_after_s and engine.url not in self.silent:
                 self.silent.add(engine.url)
-                ev = AlertEvent(now, AlertLevel.CRITICAL, "engine_silent",
-                                f"Engine {engine.name} silent for {silence:.0f} s (last heard {engine.stale_since()}): "
-                                "it may have died; check the host", key=f"engine_silent:{engine.url}",
+                text = (f"Engine {engine.name} ({engine.url}) silent for {silence:.0f} s (last heard "
+                        f"{engine.stale_since()}): it may have died; check the host")  # fmt: skip
+                ev = AlertEvent(now, AlertLevel.CRITICAL, "engine_silent", text, key=f"engine_silent:{engine.url}",
                                 alert_id=f"deadman-{engine.url}-{int(now.timestamp())}")  # fmt: skip
                 raised.append(ev)
             elif silence < self.silent_after_s and engine.url in self.silent:

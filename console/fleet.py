@@ -116,7 +116,8 @@ class FleetWindow(QMainWindow):
             silent = url in self.deadman.silent
             note = "silent" if silent else ("" if r.connected else r.link)
             out.append(FleetRow(
-                key=url, name=r.name, state=r.state, equity=r.figure("equity"), day_pnl=r.figure("day_pnl"),
+                key=url, name=f"{r.name} · {_where(url)}", state=r.state,
+                equity=r.figure("equity"), day_pnl=r.figure("day_pnl"),
                 alerts=int(r.status.get("unacknowledged_alerts", 0)), live=r.connected and not silent,
                 stale_since=r.stale_since(), link_note=note, ack=self.acks.get(url, ""),
             ))  # fmt: skip
@@ -152,8 +153,8 @@ class FleetWindow(QMainWindow):
 
     # ---- alerts --------------------------------------------------------------------------------------
     def _engine_alert(self, remote: RemoteEngine, ev: AlertEvent) -> None:
-        self.alerts.add_alert(f"{remote.url}#{ev.alert_id}", ev.level, f"[{remote.name}] {ev.message}", ev.ts,
-                              code=ev.code)  # fmt: skip
+        text = f"[{remote.name} · {_where(remote.url)}] {ev.message}"
+        self.alerts.add_alert(f"{remote.url}#{ev.alert_id}", ev.level, text, ev.ts, code=ev.code)
 
     def _on_deadman(self, ev: AlertEvent) -> None:
         self.alerts.add_alert(ev.alert_id, ev.level, ev.message, ev.ts, code=ev.code)
@@ -166,6 +167,11 @@ class FleetWindow(QMainWindow):
 
         alert_id = f"{code}-{uuid.uuid4().hex[:8]}"
         self.alerts.add_alert(alert_id, AlertLevel(level), message, datetime.now(UTC), code=code)
+
+
+def _where(url: str) -> str:
+    """host:port, so two engines of the same venue are told apart on the strip."""
+    return url.split("://", 1)[-1].rstrip("/")
 
 
 _FLEET: FleetWindow | None = None

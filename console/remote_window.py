@@ -106,6 +106,7 @@ class RemoteEngineWindow(QMainWindow):
         live = self.remote.connected
         self.banner.setVisible(not live)
         if not live:
+            self.top_bar.set_connection(False, None, None)  # the last word we had is not the truth now
             why = {"refused": "credentials refused", "connecting": "connecting"}.get(self.remote.link, "reconnecting…")
             self.banner.setText(f"DISCONNECTED — data stale since {self.remote.stale_since()} · {why}")
         for w in (self.positions, self.orders):
