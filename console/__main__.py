@@ -86,11 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from engine.core.logfiles import setup_logging
+    from engine.persistence.secrets import disable_core_dumps
+
+    disable_core_dumps()  # before any key is read: a crash must not write it to a core file
     paths = app_paths()
+    if args.command is None:  # the window or the engine: stderr and a rotating 0600 file, both redacted
+        log_file = setup_logging(paths.log_file, verbose=args.verbose)
+        logging.getLogger(__name__).info("trading-console starting; log file %s", log_file)
+    else:  # a short command: its output is the answer, stderr is enough
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     from console import control_cli
 
     if args.command in control_cli.COMMANDS:

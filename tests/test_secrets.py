@@ -16,6 +16,7 @@ from engine.core.environment import environment_check, infer_key_kind
 from engine.core.paths import app_paths
 from engine.persistence.journal import Journal
 from engine.persistence.secrets import (
+    CredentialError,
     CredentialStore,
     MasterPasswordRequired,
     WrongMasterPassword,
@@ -185,3 +186,73 @@ def test_alpaca_key_kind_is_inferred_from_the_prefix() -> None:
     assert infer_key_kind("alpaca", "AK123") == "live"
     assert infer_key_kind("alpaca", "XX123") is None
     assert infer_key_kind("binance", "PK123") is None
+
+
+# --- issue 14: file modes, scrypt cost, core dumps -------------------------------------------
+
+
+def test_a_leftover_world_readable_temp_file_cannot_lend_its_mode(no_keyring: None, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    stale = tmp_path / "credentials.tmp"
+    stale.write_text("left by a crash")
+    os.chmod(stale, 0o644)
+    store = CredentialStore(tmp_path, "pw")
+    store.store("binance", "main", KEY, SECRET)
+    assert stat.S_IMODE(store.file.stat().st_mode) == 0o600
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".credentials.enc.")]  # no temp left behind
+
+
+def test_new_files_use_scrypt_2_17_and_files_written_with_2_15_still_open(no_keyring: None, tmp_path: Path) -> None:
+    import base64
+    import json
+
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    store = CredentialStore(tmp_path, "pw")
+    store.store("binance", "main", KEY, SECRET)
+    doc = json.loads(store.file.read_text())
+    assert (doc["n"], doc["r"], doc["p"]) == (2**17, 8, 1)
+
+    salt = b"0123456789abcdef"  # a file as the previous version wrote it: n = 2**15, no r or p
+    kdf = Scrypt(salt=salt, length=32, n=2**15, r=8, p=1)
+    token = Fernet(base64.urlsafe_b64encode(kdf.derive(b"pw"))).encrypt(
+        json.dumps({"alpaca:paper": {"key": KEY, "secret": SECRET}}).encode()
+    )
+    old = {"version": 1, "kdf": "scrypt", "n": 2**15, "salt": base64.b64encode(salt).decode(), "token": token.decode()}
+    store.file.write_text(json.dumps(old))
+    assert CredentialStore(tmp_path, "pw").load("alpaca", "paper") == (KEY, SECRET)
+
+    old["n"] = 2**30  # a forged cost would hang the dialog: refused by name
+    store.file.write_text(json.dumps(old))
+    with pytest.raises(CredentialError, match="scrypt parameters"):
+        CredentialStore(tmp_path, "pw").load("alpaca", "paper")
+
+
+def test_core_dumps_are_off_for_the_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, resource, sys\n"
+        "from engine.persistence.secrets import disable_core_dumps\n"
+        "done = disable_core_dumps()\n"
+        "assert resource.getrlimit(resource.RLIMIT_CORE) == (0, 0), resource.getrlimit(resource.RLIMIT_CORE)\n"
+        "if sys.platform.startswith('linux'):\n"
+        "    assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE\n"
+        "print(','.join(done))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "RLIMIT_CORE=0" in out.stdout
+
+
+def test_the_store_registers_what_it_hands_out_for_redaction(memory_keyring: MemoryKeyring, tmp_path: Path) -> None:
+    from engine.core.logfiles import redact
+
+    CredentialStore(tmp_path).store("binance", "main", "AKIAVERYSPECIALKEY", "zzTopSecretValue99")
+    assert CredentialStore(tmp_path).load("binance", "main") is not None
+    line = redact("connecting with AKIAVERYSPECIALKEY / zzTopSecretValue99")
+    assert "AKIAVERYSPECIALKEY" not in line and "zzTopSecretValue99" not in line
