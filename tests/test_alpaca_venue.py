@@ -14,7 +14,7 @@ import pytest
 from engine.core.clock import SystemClock
 from engine.core.model import Order, OrderStatus, OrderType, OrderUpdate, Side
 from engine.venues.alpaca_venue import AlpacaVenue
-from engine.venues.base import AuthenticationFailed, OrderRejected, TransientVenueError
+from engine.venues.base import AuthenticationFailed, OrderRejected, RateLimited, TransientVenueError
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.faults import Fault, FaultKind
 from tests.fakes.harness import guard_loopback, run, wait_for
@@ -165,12 +165,17 @@ def test_ack_lost_is_found_by_client_order_id_not_resent() -> None:
 def test_rate_limit_raises_transient_with_retry_after_and_places_nothing() -> None:
     async def body() -> None:
         async with rig() as (fake, venue):
-            fake.faults.add(ORDERS, Fault(FaultKind.RATE_LIMIT, retry_after_s=2, body='{"message":"rate limit"}'),
+            fake.faults.add(ORDERS, Fault(FaultKind.RATE_LIMIT, retry_after_s=1, body='{"message":"rate limit"}'),
                             method="POST")  # fmt: skip
-            with pytest.raises(TransientVenueError) as info:
+            with pytest.raises(RateLimited) as info:
                 await venue.submit(limit_buy("rl-1"))
-            assert info.value.retry_after_s == 2
+            assert info.value.retry_after_s == 1 and info.value.retryable
             assert fake.placed["rl-1"] == 0 and fake.submit_attempts["rl-1"] == 0
+            sent = len(fake.requests)
+            with pytest.raises(RateLimited) as again:  # within Retry-After nothing is sent at all
+                await venue.submit(limit_buy("rl-1"))
+            assert len(fake.requests) == sent
+            await asyncio.sleep(again.value.retry_after_s)  # type: ignore[arg-type]  # as the venue asked
             assert (await venue.submit(limit_buy("rl-1"))).status is OrderStatus.OPEN  # converges once cleared
 
     run(body)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.model import MarketTick, Order, OrderUpdate
 from engine.venues import alpaca_wire as wire
-from engine.venues.base import AuthenticationFailed, VenueError
+from engine.venues.base import AuthenticationFailed, VenueError, bounded
 
 if TYPE_CHECKING:
     from engine.venues.alpaca_venue import AlpacaVenue
@@ -31,15 +31,25 @@ log = logging.getLogger(__name__)
 async def _open(venue: AlpacaVenue) -> Any:
     import websockets
 
-    ws = await websockets.connect(venue.trade_stream_url(), open_timeout=venue.timeout_s, ping_interval=10)
-    key, secret = venue.credentials
-    await ws.send(json.dumps({"action": "authenticate", "data": {"key_id": key, "secret_key": secret}}))
-    reply = json.loads(await asyncio.wait_for(ws.recv(), venue.timeout_s))
-    if (reply.get("data") or {}).get("status") != "authorized":
+    limit = venue.ws_timeout_s
+    ws = await bounded(websockets.connect(venue.trade_stream_url(), open_timeout=limit, ping_interval=10),
+                       limit + 1, f"{venue.name} trade stream connect")  # fmt: skip
+    try:
+        key, secret = venue.credentials
+        await ws.send(json.dumps({"action": "authenticate", "data": {"key_id": key, "secret_key": secret}}))
+        reply = json.loads(await bounded(ws.recv(), limit, f"{venue.name} trade stream authentication"))
+        if (reply.get("data") or {}).get("status") != "authorized":
+            raise AuthenticationFailed(f"{venue.name}: trade stream refused the key")
+        await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        while True:  # the subscription is confirmed by a `listening` message naming trade_updates
+            msg = json.loads(await bounded(ws.recv(), limit, f"{venue.name} trade stream subscription"))
+            if isinstance(msg, dict) and msg.get("stream") == "listening":
+                if "trade_updates" not in ((msg.get("data") or {}).get("streams") or []):
+                    raise VenueError(f"{venue.name}: trade_updates subscription refused")
+                return ws
+    except BaseException:
         await ws.close()
-        raise AuthenticationFailed(f"{venue.name}: trade stream refused the key")
-    await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
-    return ws
+        raise
 
 
 def _event_updates(venue: AlpacaVenue, data: dict[str, Any]) -> list[OrderUpdate]:
@@ -117,7 +127,7 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # dropped, refused, timed out, unreadable: all mean poll for now
-            why = type(exc).__name__
+            why = str(exc) if isinstance(exc, VenueError) else type(exc).__name__
         else:
             why = "closed by the venue"
         finally:
@@ -179,3 +189,32 @@ async def market_stream(venue: AlpacaVenue, symbols: list[str]) -> AsyncIterator
         if batch:
             yield batch
         await asyncio.sleep(venue.poll_interval_s)
+
+
+async def bars_history(venue: AlpacaVenue, symbol: str, seconds: float) -> list[MarketTick]:
+    """One-minute bars of the last `seconds` from the market-data client, as ticks at each bar's close."""
+    from datetime import timedelta
+
+    from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
+    from alpaca.data.timeframe import TimeFrame
+
+    stock_client, crypto_client = venue.data_clients
+    end = venue.clock.now()
+    start = end - timedelta(seconds=seconds)
+    if "/" in symbol:
+        request: Any = CryptoBarsRequest(symbol_or_symbols=symbol, timeframe=TimeFrame.Minute, start=start, end=end)
+        raw = await venue.call(crypto_client.get_crypto_bars, request)
+    else:
+        request = StockBarsRequest(symbol_or_symbols=symbol, timeframe=TimeFrame.Minute, start=start, end=end)
+        raw = await venue.call(stock_client.get_stock_bars, request)
+    bars = (raw or {}).get(symbol) or [] if isinstance(raw, dict) else []
+    out = []
+    for bar in bars:
+        close = wire.dec(bar.get("c")) if isinstance(bar, dict) else wire.ZERO
+        if close <= 0:
+            continue
+        ts = wire.ts(bar.get("t"), end) + timedelta(minutes=1)  # the close is known when the bar ends
+        if ts > end:
+            ts = end
+        out.append(MarketTick(symbol, ts, close, close, close, wire.dec(bar.get("v"))))
+    return sorted(out, key=lambda t: t.ts)

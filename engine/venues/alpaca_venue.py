@@ -24,17 +24,34 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from engine.core.clock import Clock
-from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
+from engine.core.model import (
+    Balance,
+    Fill,
+    Instrument,
+    MarketTick,
+    Order,
+    OrderType,
+    OrderUpdate,
+    VenueMode,
+)
 from engine.venues import alpaca_wire as wire
 from engine.venues.alpaca_wire import AlpacaEnvironment, timeout_session
 from engine.venues.base import (
+    ALL_ORDER_TYPES,
     AuthenticationFailed,
+    InstrumentCapabilities,
+    MalformedReply,
     OrderNotFound,
     OrderRejected,
+    RateLimited,
+    SubmitResult,
     TransientVenueError,
     Venue,
+    VenueCapabilities,
     VenueError,
+    bounded,
     round_trip_ms,
+    unsupported,
 )
 
 log = logging.getLogger(__name__)
@@ -60,6 +77,8 @@ class AlpacaVenue(Venue):
         ws_retry_s: float = 5.0,
         workers: int = 4,
         name: str = "alpaca",
+        ws_timeout_s: float | None = None,
+        cancel_attempts: int = 3,
     ) -> None:
         self.clock = clock
         self.name = name
@@ -71,6 +90,9 @@ class AlpacaVenue(Venue):
         self.symbols = list(symbols or [])
         self.timeout_s, self.poll_interval_s, self.ws_retry_s = timeout_s, poll_interval_s, ws_retry_s
         self.submit_attempts, self.backoff_s = max(1, submit_attempts), backoff_s
+        self.ws_timeout_s = ws_timeout_s if ws_timeout_s is not None else timeout_s
+        self.cancel_attempts = max(1, cancel_attempts)
+        self._quiet_until = 0.0  # loop time before which a 429's Retry-After forbids any request
         self.stream_mode = {"market": "polling", "orders": "websocket"}  # for the health view
         self._credentials = (api_key, secret_key)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-rest")
@@ -160,14 +182,20 @@ class AlpacaVenue(Venue):
         if self._trading is None:
             raise VenueError(f"{self.name} is not connected")
         loop = asyncio.get_running_loop()
+        wait = self._quiet_until - loop.time()
+        if wait > 0:  # the venue said when to come back
+            raise RateLimited(f"{self.name}: rate limited, retry in {wait:.1f} s", retry_after_s=wait)
         future = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kw))
         try:
             # The session timeout bounds each socket wait; this bounds the whole call.
-            return await asyncio.wait_for(future, self.timeout_s * 2)
+            return await bounded(future, self.timeout_s * 2, f"{self.name} {getattr(fn, '__name__', 'call')}")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise self.map_error(exc) from None  # the chained exception may carry request details
+            err = self.map_error(exc)
+            if isinstance(err, RateLimited):
+                self._quiet_until = loop.time() + (err.retry_after_s or 1.0)
+            raise err from None  # the chained exception may carry request details
 
     async def _retrying(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         """Idempotent calls: transient failures retried with backoff; a rate limit is not hammered."""
@@ -190,11 +218,32 @@ class AlpacaVenue(Venue):
         return dict(self._instruments)
 
     async def balances(self) -> dict[str, Balance]:
+        """USD cash (what buying power leaves free) and every position as an asset (shares, coins)."""
         account = await self._retrying(self._trading.get_account)
         cash = wire.dec(account.get("cash"))
         buying_power = wire.dec(account.get("buying_power"))
         free = min(cash, buying_power) if buying_power > 0 else cash
-        return {"USD": Balance("USD", free, cash - free)}
+        out = {"USD": Balance("USD", free, cash - free)}
+        for raw in await self._retrying(self._trading.get_all_positions) or []:
+            symbol = self._unified(str(raw.get("symbol", "")))
+            asset = symbol.partition("/")[0]
+            qty = wire.dec(raw.get("qty"))
+            available = wire.dec(raw.get("qty_available")) if raw.get("qty_available") is not None else qty
+            if qty:
+                out[asset] = Balance(asset, available, qty - available)
+        return out
+
+    async def equity(self) -> Decimal | None:
+        account = await self._retrying(self._trading.get_account)
+        value = account.get("equity") or account.get("portfolio_value")
+        return wire.dec(value) if value is not None else None
+
+    def capabilities(self) -> VenueCapabilities:
+        """Alpaca: equities take stop and stop-limit orders; crypto takes stop-limit but no plain stop."""
+        crypto = InstrumentCapabilities(frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP_LIMIT}))
+        equity = InstrumentCapabilities(ALL_ORDER_TYPES)
+        caps = {s: crypto if "/" in s else equity for s in self._instruments}
+        return VenueCapabilities(caps, streams=frozenset({"orders"}))
 
     async def positions(self) -> dict[str, Decimal]:
         raws = await self._retrying(self._trading.get_all_positions)
@@ -252,11 +301,21 @@ class AlpacaVenue(Venue):
             return rq.LimitOrderRequest(limit_price=float(order.price), **common)  # type: ignore[arg-type]
         if order.order_type is OrderType.STOP_MARKET:
             return rq.StopOrderRequest(stop_price=float(order.stop_price), **common)  # type: ignore[arg-type]
+        if order.order_type is OrderType.STOP_LIMIT:
+            return rq.StopLimitOrderRequest(stop_price=float(order.stop_price), limit_price=float(order.price),  # type: ignore[arg-type]
+                                            **common)  # fmt: skip
         return rq.MarketOrderRequest(**common)
 
-    async def submit(self, order: Order) -> Order:
+    async def place(self, order: Order) -> SubmitResult:
+        """Alpaca's order reply carries no executions: fills come from the stream or the polls."""
+        return SubmitResult(await self._submit(order))
+
+    async def _submit(self, order: Order) -> Order:
         if self._instruments and order.symbol not in self._instruments:
             raise OrderRejected(f"{order.symbol} is not traded on {self.name}")
+        refusal = unsupported(order, self.capabilities(), self.name)
+        if refusal is not None:
+            raise refusal
         self._orders.setdefault(order.client_id, order)
         request = self._request(order)
         last_error: VenueError | None = None
@@ -267,19 +326,21 @@ class AlpacaVenue(Venue):
                 raw = await self._call(self._trading.submit_order, request)
                 if isinstance(raw, dict) and raw.get("id"):
                     return self.remember(raw)
-                last_error = TransientVenueError(f"{self.name}: unreadable acknowledgement")
+                last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
             except OrderRejected as exc:
                 if "duplicate client_order_id" not in str(exc):
                     raise
                 last_error = exc  # an earlier attempt did arrive: find it below
+            except RateLimited:
+                raise  # nothing was placed; the caller waits as told
             except TransientVenueError as exc:
-                if exc.retry_after_s is not None:
-                    raise  # rate limited: nothing was placed; the caller waits as told
                 last_error = exc
             # The outcome is unknown: ask the venue before sending anything again.
             log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
             try:
                 found = await self.lookup(order)
+            except RateLimited:
+                raise
             except TransientVenueError:
                 found = None
             if found is not None:
@@ -294,13 +355,32 @@ class AlpacaVenue(Venue):
             if found is None:
                 raise OrderNotFound(f"{self.name} has no order {order.client_id}")
             venue_id = found.venue_order_id
-        # 404 unknown or 422 no longer cancelable: report what the venue knows
-        with contextlib.suppress(OrderNotFound, OrderRejected):
-            await self._retrying(self._trading.cancel_order_by_id, venue_id)
-        found = await self.lookup(order)
-        if found is None:
-            raise OrderNotFound(f"{self.name} has no order {order.client_id}")
-        return found
+        # Cancel, then read the order back: the cancel's answer (204, 404 unknown, 422 no longer
+        # cancelable, a timeout, a lost reply) never settles it alone; a still working order is cancelled again.
+        last_error: VenueError | None = None
+        for attempt in range(self.cancel_attempts):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                with contextlib.suppress(OrderNotFound, OrderRejected):
+                    await self._call(self._trading.cancel_order_by_id, venue_id)
+            except RateLimited:
+                raise
+            except TransientVenueError as exc:
+                last_error = exc
+                log.warning("%s: cancel %s unconfirmed (%s); reading it back", self.name, order.client_id, exc)
+            try:
+                found = await self.lookup(order)
+            except RateLimited:
+                raise
+            except TransientVenueError as exc:
+                last_error = exc
+                continue
+            if found is None:
+                raise OrderNotFound(f"{self.name} has no order {order.client_id}")
+            if not found.status.is_working or attempt == self.cancel_attempts - 1:
+                return found  # finished; or still working after every attempt, and the caller sees it so
+        raise last_error or TransientVenueError(f"{self.name}: cancel of {order.client_id} unconfirmed")
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         if symbol is not None:
@@ -355,6 +435,13 @@ class AlpacaVenue(Venue):
 
     async def ping_ms(self) -> float | None:
         return await round_trip_ms(self._call(self._trading.get_clock))
+
+    async def history(self, symbol: str, seconds: float, step_s: float) -> list[MarketTick]:
+        """Warm-up from alpaca-py's market-data client: one-minute bars over the window, each as a tick
+        at its close (Alpaca has no finer history on the free feed)."""
+        from engine.venues.alpaca_stream import bars_history
+
+        return await bars_history(self, symbol, seconds)
 
     # -- streams ---------------------------------------------------------------------------------
 

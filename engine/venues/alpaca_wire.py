@@ -16,10 +16,14 @@ from typing import Any
 from engine.core.model import ZERO, Fill, Instrument, Liquidity, Order, OrderStatus, OrderType, Side
 from engine.venues.base import (
     AuthenticationFailed,
+    MalformedReply,
     OrderNotFound,
     OrderRejected,
-    TransientVenueError,
+    OrderTypeUnsupported,
+    RateLimited,
     VenueError,
+    VenueTimeout,
+    VenueUnavailable,
 )
 
 PAPER_HOST = "paper-api.alpaca.markets"
@@ -44,7 +48,8 @@ _STATUS = {
     "done_for_day": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
-_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP_MARKET}
+_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP_MARKET,
+          "stop_limit": OrderType.STOP_LIMIT}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,18 +229,22 @@ def map_error(exc: BaseException, secrets: tuple[str, ...]) -> VenueError:
         if status == 404:
             return OrderNotFound(message)
         if status == 429:
-            return TransientVenueError(message, retry_after_s=retry_after or 1.0)
+            return RateLimited(message, retry_after_s=retry_after or 1.0)
         if status is None or status >= 500:
-            return TransientVenueError(message)
+            return VenueUnavailable(message)
         if status == 422 and code == 40010001 and "client_order_id" in lowered:
             return OrderRejected(f"duplicate client_order_id: {message}")
+        if status == 422 and ("order type" in lowered or "not supported" in lowered):
+            return OrderTypeUnsupported(message)
         return OrderRejected(message)
     if isinstance(exc, TimeoutError | requests.Timeout):
-        return TransientVenueError("alpaca: request timed out")
+        return VenueTimeout("alpaca: request timed out")
+    if isinstance(exc, ValueError):  # requests' JSONDecodeError is one: a body that is not JSON
+        return MalformedReply(scrub(f"alpaca: unreadable response ({type(exc).__name__})", secrets))
     if isinstance(exc, requests.RequestException | ConnectionError):
-        return TransientVenueError(scrub(f"alpaca: connection failed ({type(exc).__name__})", secrets))
+        return VenueUnavailable(scrub(f"alpaca: connection failed ({type(exc).__name__})", secrets))
     # Anything else came out of parsing a body that was not what it should be.
-    return TransientVenueError(scrub(f"alpaca: unreadable response ({type(exc).__name__}: {exc})", secrets))
+    return MalformedReply(scrub(f"alpaca: unreadable response ({type(exc).__name__}: {exc})", secrets))
 
 
 __all__ = [

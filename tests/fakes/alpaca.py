@@ -13,6 +13,11 @@ Symbols are Alpaca's own: "AAPL" (USD) and "BTC/USD"; positions name crypto
 without the slash, as Alpaca does. A MatchingEngine fills the orders; prices
 move only when a test calls `push_tick()`. Faults: `faults` (tests/fakes/faults.py),
 `drop_websockets()`, `refuse_websockets(n)`, `send_garbage()`.
+
+Like a real account: `holdings` held before the engine (shares, coins) next to a
+small `cash`; `refused_types` answered 422 (e.g. {"stop"} for a broker refusing
+stop orders); stop_limit orders; one-minute bars for warm-ups
+(/v2/stocks/bars, /v1beta3/crypto/us/bars).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +42,9 @@ _NS = uuid.UUID("6f1c1d3e-9a53-4a44-8d8c-3c0d6c7e2a10")
 _STATUS = {OrderStatus.OPEN: "new", OrderStatus.PARTIALLY_FILLED: "partially_filled",
            OrderStatus.FILLED: "filled", OrderStatus.CANCELED: "canceled",
            OrderStatus.REJECTED: "rejected", OrderStatus.EXPIRED: "expired"}  # fmt: skip
-_TYPE = {OrderType.MARKET: "market", OrderType.LIMIT: "limit", OrderType.STOP_MARKET: "stop"}
+_TYPE = {OrderType.MARKET: "market", OrderType.LIMIT: "limit", OrderType.STOP_MARKET: "stop",
+         OrderType.STOP_LIMIT: "stop_limit"}  # fmt: skip
+_KIND = {v: k for k, v in _TYPE.items()}
 
 
 def _now() -> datetime:
@@ -60,15 +67,25 @@ class FakeAlpaca:
         symbols: Iterable[str] = ("AAPL", "MSFT", "BTC/USD"),
         cash: Decimal = Decimal(100_000),
         prices: dict[str, Decimal] | None = None,
+        *,
+        holdings: dict[str, Decimal] | None = None,
+        refused_types: Iterable[str] = (),
+        stream_mode: str = "normal",
     ) -> None:
+        """stream_mode "silent": the trade stream connects and never answers (no authorization);
+        "no_listen": it authorizes and never confirms the trade_updates subscription."""
         self.api_key, self._secret = api_key, secret_key
         self.instruments = {s: self._instrument(s) for s in symbols}
-        self.matching = MatchingEngine(self.instruments, {"USD": cash}, maker_fee=0, taker_fee=0, venue="alpaca")
+        start = {"USD": cash, **{self.instruments[s].base: q for s, q in (holdings or {}).items()}}
+        self.matching = MatchingEngine(self.instruments, start, maker_fee=0, taker_fee=0, venue="alpaca")
+        self.refused_types = set(refused_types)
+        self.stream_mode = stream_mode
         self.faults = FaultPlan()
         self.submit_attempts: Counter[str] = Counter()  # POST /v2/orders per client id, duplicates included
         self.placed: Counter[str] = Counter()  # orders that reached the book per client id
         self.requests: list[tuple[str, str]] = []
         self.activities: list[dict[str, Any]] = []
+        self.bar_requests = 0
         self._by_uuid: dict[str, str] = {}  # alpaca order id -> client id
         self._ws: set[web.WebSocketResponse] = set()
         self._refuse_ws = 0
@@ -104,6 +121,8 @@ class FakeAlpaca:
         r.add_get("/v2/account/activities/FILL", self._fills)
         r.add_get("/v2/stocks/quotes/latest", self._quotes)
         r.add_get("/v1beta3/crypto/us/latest/quotes", self._quotes)
+        r.add_get("/v2/stocks/bars", self._bars)
+        r.add_get("/v1beta3/crypto/us/bars", self._bars)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -227,9 +246,11 @@ class FakeAlpaca:
         usd = self.matching.balances().get("USD")
         cash = usd.total if usd else Decimal(0)
         free = usd.free if usd else Decimal(0)
+        held = sum((q * self._last(s) for s, q in self.matching.positions().items()), Decimal(0))
         return web.json_response({
             "id": str(uuid.uuid5(_NS, self.api_key)), "account_number": "PA0000FAKE", "status": "ACTIVE",
-            "currency": "USD", "cash": str(cash), "buying_power": str(free), "portfolio_value": str(cash),
+            "currency": "USD", "cash": str(cash), "buying_power": str(free), "portfolio_value": str(cash + held),
+            "equity": str(cash + held), "long_market_value": str(held),
             "trading_blocked": False, "account_blocked": False, "pattern_day_trader": False,
         })  # fmt: skip
 
@@ -254,7 +275,9 @@ class FakeAlpaca:
         self.submit_attempts[cid] += 1
         if self.matching.order(cid) is not None:
             return _error(422, 40010001, "client_order_id must be unique")
-        kind = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP_MARKET}[body["type"]]
+        if body["type"] in self.refused_types:
+            return _error(422, 42210000, f"order type {body['type']} is not supported for this asset")
+        kind = _KIND[body["type"]]
         order = Order(
             cid, body["symbol"], Side(body["side"]), kind, Decimal(str(body["qty"])),
             price=Decimal(str(body["limit_price"])) if body.get("limit_price") else None,
@@ -317,7 +340,7 @@ class FakeAlpaca:
                 "exchange": "CRYPTO" if "/" in symbol else "NASDAQ",
                 "asset_class": "crypto" if "/" in symbol else "us_equity", "avg_entry_price": price,
                 "qty": str(abs(qty)), "side": "long" if qty > 0 else "short", "cost_basis": "0",
-                "market_value": "0", "current_price": price, "qty_available": str(abs(qty)),
+                "market_value": "0", "current_price": price, "qty_available": str(self._available(symbol)),
             })  # fmt: skip
         return web.json_response(out)
 
@@ -348,7 +371,38 @@ class FakeAlpaca:
         size = int(request.query.get("page_size", 100))
         return web.json_response(rows[:size])
 
+    def _last(self, symbol: str) -> Decimal:
+        tick = self.matching.last_tick(symbol)
+        return tick.last if tick else Decimal(0)
+
+    def _available(self, symbol: str) -> Decimal:
+        bal = self.matching.balances().get(self.instruments[symbol].base)
+        return bal.free if bal else Decimal(0)
+
     # -- market data -----------------------------------------------------------------------------
+
+    async def _bars(self, request: web.Request) -> web.Response:
+        """One-minute bars from start to end around the last price (a gentle deterministic wave)."""
+        start = datetime.fromisoformat(request.query["start"].replace("Z", "+00:00"))
+        end_text = request.query.get("end")
+        end = datetime.fromisoformat(end_text.replace("Z", "+00:00")) if end_text else _now()
+        limit = int(request.query.get("limit") or 10_000)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for symbol in request.query.get("symbols", "").split(","):
+            if symbol not in self.instruments:
+                continue
+            last, bars = self._last(symbol), []
+            t = start.replace(second=0, microsecond=0)
+            n = 0
+            while t < end and len(bars) < limit:
+                close = last * (1 + Decimal((n % 7) - 3) / 1000)
+                bars.append({"t": _iso(t), "o": float(close), "h": float(close), "l": float(close),
+                             "c": float(close), "v": 100, "n": 10, "vw": float(close)})  # fmt: skip
+                t += timedelta(minutes=1)
+                n += 1
+            out[symbol] = bars
+        self.bar_requests += 1
+        return web.json_response({"bars": out, "next_page_token": None})
 
     async def _quotes(self, request: web.Request) -> web.Response:
         out = {}
@@ -375,6 +429,8 @@ class FakeAlpaca:
             except ValueError:
                 continue
             action, data = req.get("action"), req.get("data") or {}
+            if self.stream_mode == "silent" or (self.stream_mode == "no_listen" and action == "listen"):
+                continue
             if action in ("authenticate", "auth"):
                 ok = data.get("key_id") == self.api_key and data.get("secret_key") == self._secret
                 status = "authorized" if ok else "unauthorized"
