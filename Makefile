@@ -48,6 +48,7 @@ headless: $(STAMP)
 # Qt tests run in a process of their own: see tests/conftest.py for why.
 test: $(STAMP) system-deps-offscreen
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not gui and not slow"
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "gui and not slow"
 

@@ -29,7 +29,7 @@ from engine.core.model import ZERO, AlertLevel, OrderIntent, OrderType, Side, Tr
 from engine.risk.risk_engine import Decision
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.ports import ApprovalHost
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _s(v: Decimal | None) -> str | None:
 
 
 class ApprovalGate:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ApprovalHost) -> None:
         self.e = engine
         self._pending: dict[str, PendingApproval] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}

@@ -27,13 +27,13 @@ from engine.persistence.journal_schema import dt_to_text, text_to_dt
 from engine.risk.stage_limits import StageLimits, stage_limits
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.ports import RiskHost
 
 log = logging.getLogger(__name__)
 
 
 class StageManager:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: RiskHost) -> None:
         self.e = engine
         self._stage: str | None = None
         self._since: datetime | None = None

@@ -38,7 +38,6 @@ from engine.core.model import AlertLevel, Position
 
 if TYPE_CHECKING:
     from engine.activation.stages import Evaluation
-    from engine.app.kernel import Engine
     from engine.persistence.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -97,23 +96,6 @@ class AlertCenter:
         self.suppressed = 0
         bus.alert_sink = self.submit
         self.rules = AlertRules(self)
-
-    @classmethod
-    def for_engine(cls, e: Engine) -> AlertCenter:
-        """The engine's center; the lambdas read the engine late (its portfolio is rebuilt on start)."""
-
-        def last_tick(symbol: str) -> datetime | None:
-            tick = e.ticks.get(symbol)
-            return tick.ts if tick is not None else None
-
-        sources = Sources(
-            positions=lambda: e.portfolio.positions(),
-            symbols=lambda: e.symbols,
-            last_tick=last_tick,
-            evaluate_stage=lambda: e.stage_manager.evaluate_async(),
-            stage_every_s=lambda: e.settings.stages.red_flags.check_every_s,
-        )
-        return cls(e.bus, e.clock, lambda: e.settings.alerts.rules, e.journal, e.audit, sources)
 
     @property
     def config(self) -> AlertRulesConfig:

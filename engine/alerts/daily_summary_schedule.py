@@ -25,7 +25,7 @@ from engine.alerts.daily_summary import DailySummary, build_daily_summary
 from engine.core.model import AlertLevel
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.ports import RiskHost
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def write_summary_files(summary: DailySummary, directory: Path) -> tuple[Path, P
 class DailySummaryScheduler:
     """Called once a second from the engine's housekeeping; does its work in a task, off the loop."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: RiskHost) -> None:
         self.engine = engine
         self.directory = engine.journal.path.parent / "summaries"  # the data dir holds the journal
         self._last: date | None = None

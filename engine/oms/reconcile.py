@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from engine.core.model import ZERO, AlertLevel, Fill, Order, OrderStatus, OrderType, TradingState
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.ports import ReconcileHost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,7 +91,7 @@ class _Pass:
 class Reconciler:
     def __init__(
         self,
-        engine: Engine,
+        engine: ReconcileHost,
         interval_s: float | None = 60.0,
         attempts: int = 3,
         backoff_s: float = 0.5,
@@ -106,7 +106,7 @@ class Reconciler:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def for_engine(cls, engine: Engine) -> Reconciler:
+    def for_engine(cls, engine: ReconcileHost) -> Reconciler:
         """Options from settings.venues[<venue>]: reconcile_interval_s, _attempts, _backoff_s, _overlap_s."""
         opts = engine.settings.venues.get(engine.settings.engine.venue, {})
         return cls(

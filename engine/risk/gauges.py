@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from engine.core.model import RuleValue
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.ports import RiskHost
 
 
-def rule_values(engine: Engine) -> list[RuleValue]:
+def rule_values(engine: RiskHost) -> list[RuleValue]:
     cfg = engine.risk.cfg
     pf = engine.portfolio
     equity = float(pf.equity) or 1.0

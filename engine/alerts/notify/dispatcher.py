@@ -26,7 +26,6 @@ from engine.core.events import AlertEvent, EventBus
 from engine.core.model import AlertLevel
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
     from engine.persistence.secrets import CredentialStore
 
 log = logging.getLogger(__name__)
@@ -113,18 +112,6 @@ class AlertDispatcher:
             if not problems:
                 channels.append(email)
         return cls(bus, channels, raise_alert, send_daily_summary=alerts.daily_summary.send, problems=problems)
-
-    @classmethod
-    def for_engine(cls, engine: Engine) -> AlertDispatcher:
-        """Channels from the engine's settings; secrets from the store the wizard uses too."""
-        data_dir = engine.journal.path.parent
-
-        def store() -> CredentialStore:
-            from engine.persistence.secrets import CredentialStore  # keyring loads only when a secret is needed
-
-            return CredentialStore(data_dir)
-
-        return cls.from_settings(engine.settings.alerts, engine.bus, engine.alert, store)
 
     # --- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
