@@ -117,6 +117,10 @@ def test_fleet_shows_both_engines_stops_all_and_raises_the_dead_man_alarm(
             window = fleet.open_engine_window(endpoints[0].url)  # one click from the strip
             assert window.isVisible() and not window.banner.isVisible()
             await until(lambda: window.top_bar.badge.state == "HALTED", "the engine's window shows HALTED")
+            window.big_buttons.emergency_button.click()  # the window's own button says what became of it
+            assert window.last_result["emergency_stop"] == "pending"
+            await until(lambda: window.last_result["emergency_stop"] == "acknowledged", "the stop acknowledged")
+            assert window.big_buttons.progress_result == "ok"
 
             assert endpoints[1].url not in fleet.windows, "a window is made only when asked for"
             beta = fleet.engines[endpoints[1].url]
@@ -143,6 +147,11 @@ def test_fleet_shows_both_engines_stops_all_and_raises_the_dead_man_alarm(
             await until(lambda: window.banner.isVisible(), "the engine window's banner")
             assert window.banner.text().startswith("DISCONNECTED — data stale since ")
             assert "not live" in fleet.strip.total_label.text()
+            window.big_buttons.emergency_button.click()  # to a dead engine: never shown as done
+            assert window.last_result["emergency_stop"] == "pending"
+            await until(lambda: window.last_result["emergency_stop"] == "failed", "the stop reported failed", 30)
+            assert window.big_buttons.progress_result == "fail"
+            assert "NOT acknowledged" in window.big_buttons.progress_message.text()
             if os.environ.get("FLEET_SCREENSHOT"):
                 fleet.resize(1280, 560)
                 await asyncio.sleep(0.5)
