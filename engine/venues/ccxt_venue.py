@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -38,19 +37,10 @@ from engine.venues.base import (
     round_trip_ms,
     unsupported,
 )
+from engine.venues.ccxt_setup import CcxtEndpoints, make_exchange, reset_websocket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class CcxtEndpoints:
-    """Where to talk to: a testnet, a proxy or a compatible local server. None keeps ccxt's default."""
-
-    rest_public: str | None = None  # e.g. https://api.binance.com/api/v3
-    rest_private: str | None = None  # defaults to rest_public
-    ws_public: str | None = None  # market streams, e.g. wss://stream.binance.com:9443/ws
-    ws_private: str | None = None  # user data (Binance's websocket API), e.g. wss://ws-api.binance.com/ws-api/v3
 
 
 class CcxtVenue(Venue):
@@ -118,42 +108,8 @@ class CcxtVenue(Venue):
             await self._call(self._ex.fetch_balance)  # wrong keys fail here, before any order
 
     def _make_exchange(self) -> Any:
-        import ccxt.pro as ccxtpro  # lazily: only this venue needs ccxt
-
-        api_key, secret = self._credentials
-        options = {
-            "defaultType": "spot",
-            "fetchMarkets": {"types": ["spot"]},
-            "fetchCurrencies": False,  # a private sapi call we do not need
-            "fetchMargins": False,  # margin pair lists live on sapi
-            "warnOnFetchOpenOrdersWithoutSymbol": False,
-            **self._extra_options,
-        }
-        ex = getattr(ccxtpro, self.exchange_id)(
-            {"apiKey": api_key, "secret": secret, "enableRateLimit": True, "timeout": int(self.timeout_s * 1000),
-             "options": options}
-        )  # fmt: skip
-        if self.mode is VenueMode.TESTNET:
-            ex.set_sandbox_mode(True)
-        self._point_at(ex, self.endpoints)
-        return ex
-
-    @staticmethod
-    def _point_at(ex: Any, ep: CcxtEndpoints) -> None:
-        """Override ccxt's URLs; every other REST/ws URL goes to the same place so nothing strays elsewhere."""
-        api = ex.urls["api"]
-        if ep.rest_public or ep.rest_private:
-            public = ep.rest_public or ep.rest_private
-            for key, value in list(api.items()):
-                if isinstance(value, str):
-                    api[key] = (ep.rest_private or public) if "rivate" in key else public
-        ws = api.get("ws")
-        if isinstance(ws, dict) and (ep.ws_public or ep.ws_private):
-            for key, value in list(ws.items()):
-                if isinstance(value, str) and ep.ws_public:
-                    ws[key] = ep.ws_public
-                elif isinstance(value, dict) and ep.ws_private:
-                    ws[key] = dict.fromkeys(value, ep.ws_private)
+        return make_exchange(self.exchange_id, self._credentials, self.mode, self.endpoints, self.timeout_s,
+                             self._extra_options)  # fmt: skip
 
     async def close(self) -> None:
         self._closed = True
@@ -204,23 +160,7 @@ class CcxtVenue(Venue):
         return await bounded(call, self.ws_timeout_s, f"{self.name} {what}")
 
     async def reset_websocket(self, private: bool) -> None:
-        """Forget ccxt's websocket client(s) of one kind after a timeout: a subscription cut short
-        leaves ccxt believing it is subscribed, and it would wait on that socket forever."""
-        ws_api = self._ws_api_url()
-        clients = getattr(self._ex, "clients", None) or {}
-        for url, client in list(clients.items()):
-            if (url == ws_api) != private or url == "authenticationFlights":
-                continue
-            clients.pop(url, None)
-            try:
-                await asyncio.wait_for(client.close(), 1.0)
-            except Exception as exc:  # a half-open socket may not close cleanly; it is dropped either way
-                log.debug("%s: closing websocket %s: %s", self.name, url, type(exc).__name__)
-
-    def _ws_api_url(self) -> str | None:
-        ws = (self._ex.urls.get("api") or {}).get("ws") if self._ex is not None else None
-        api = ws.get("ws-api") if isinstance(ws, dict) else None
-        return api.get("spot") if isinstance(api, dict) else None
+        await reset_websocket(self._ex, private, self.name)
 
     async def _retrying(self, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         """Idempotent calls: transient failures retried with backoff; a rate limit is not hammered."""
