@@ -280,6 +280,9 @@ class MainWindow(QMainWindow):
         activation = self.menuBar().addMenu("&Activation")
         activation.addAction(self.wizard_action)
         build_file_and_help_menus(self)
+        from console.fleet import connect_attach_action  # File → Attach to engine… opens the fleet window
+
+        connect_attach_action(self)
 
     @property
     def theme_name(self) -> str:
