@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine.app.kernel import Engine
+from engine.app.kernel import CLOCK_HIGH_WATER, Engine
 from engine.core.clock import Clock, SimClock, SystemClock
 from engine.core.config import ConfigError, ConfigProblem, Settings
 from engine.core.events import EventBus
@@ -66,6 +66,9 @@ def build_engine(
     from engine.venues.simulated import SimulatedVenue
 
     start = opts.start or (BACKTEST_START if sim.speed == "max" else SystemClock().now())
+    high_water = journal.get_state(CLOCK_HIGH_WATER)
+    if high_water:  # a restart continues simulated time where the journal left it: never backwards
+        start = max(start, datetime.fromisoformat(high_water) + timedelta(seconds=1))
     clock = SimClock(start)
     venue = SimulatedVenue(
         clock=clock,
