@@ -36,7 +36,9 @@ def only_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextlib.asynccontextmanager
-async def engine_without_private_stream(home: Path, shutdown: str = "keep") -> AsyncIterator[tuple[FakeBinance, Engine]]:
+async def engine_without_private_stream(
+    home: Path, shutdown: str = "keep"
+) -> AsyncIterator[tuple[FakeBinance, Engine]]:
     balances = {"USDT": D(100_000), "ETH": HELD_BEFORE}
     async with FakeBinance(api_key="k", api_secret="s", symbols=SYMBOLS, balances=balances,
                            user_stream="absent") as fake:  # fmt: skip
