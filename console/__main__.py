@@ -169,7 +169,13 @@ def main(argv: list[str] | None = None) -> int:
             )
     from engine.app.headless import main_headless
 
-    return main_headless(settings, paths, opts, args.duration, control=control_cli.control_options_from(args))
+    code = main_headless(settings, paths, opts, args.duration, control=control_cli.control_options_from(args))
+    if code == 0 and paths.journal_file.exists():  # what the run did, once it has ended
+        from console.cli import report
+
+        print("\n=== final summary ===", flush=True)
+        report(paths, "all", False)
+    return code
 
 
 def _has_display() -> bool:

@@ -30,7 +30,15 @@ from widgets.theme import resources_dir
 if TYPE_CHECKING:
     from console.main_window import MainWindow
 
-ATTACH_TOOLTIP = "Attach this window to an engine running elsewhere: coming with the control server"
+ATTACH_TOOLTIP = ("Watch and command engines that run elsewhere (headless, on a server): the window starts "
+                  "attached with trading-console --attach URL")
+ATTACH_HELP = (
+    "This window embeds its own engine. To watch and command engines that run elsewhere through their "
+    "control server, start the console attached to them:\n\n"
+    "    trading-console --attach http://127.0.0.1:8765\n\n"
+    "(repeat --attach for several engines; --attach-token-file, --attach-cert, --attach-key and --attach-ca "
+    "for token or mutual-TLS access). `trading-console status` finds an engine running on this machine."
+)
 
 
 def app_version() -> str:
@@ -56,8 +64,8 @@ def build_file_and_help_menus(window: MainWindow) -> None:
     window.file_menu = file_menu  # type: ignore[attr-defined]
 
     attach = QAction("Attach to engine…", window)
-    attach.setEnabled(False)
     attach.setToolTip(ATTACH_TOOLTIP)
+    attach.triggered.connect(lambda: _message(window, "Attach to an engine", ATTACH_HELP))
     attach.setStatusTip(ATTACH_TOOLTIP)
     file_menu.addAction(attach)
     file_menu.setToolTipsVisible(True)
@@ -83,6 +91,9 @@ def build_file_and_help_menus(window: MainWindow) -> None:
     help_menu = bar.addMenu("&Help")
     help_menu.addAction("Help contents…").triggered.connect(lambda: show_help(window))
     help_menu.addAction("Where files live…").triggered.connect(lambda: show_files(window))
+    window.disclosure_action = help_menu.addAction("Risk disclosure…")  # type: ignore[attr-defined]
+    window.disclosure_action.setToolTip("Read the risk disclosure again, or accept it after watching the demo")  # type: ignore[attr-defined]
+    window.disclosure_action.triggered.connect(lambda: show_disclosure(window))  # type: ignore[attr-defined]
     help_menu.addSeparator()
     help_menu.addAction("About Trading Console").triggered.connect(lambda: show_about(window))
     window.help_menu = help_menu  # type: ignore[attr-defined]
@@ -115,6 +126,14 @@ def files_text(window: MainWindow) -> str:
         f"Window layout and theme: {store}",
         "Set TRADING_CONSOLE_HOME to keep all of it under one folder.",
     ))  # fmt: skip
+
+
+def show_disclosure(window: MainWindow) -> QDialog:
+    from console.first_run import open_disclosure_from_menu
+
+    dlg = open_disclosure_from_menu(window.store, window.settings.engine.venue, window)
+    window.disclosure_dialog = dlg  # type: ignore[attr-defined]
+    return dlg
 
 
 def show_files(window: MainWindow) -> QMessageBox:

@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
+import tomli_w
 from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QVBoxLayout, QWidget, QWizard, QWizardPage
 
 from console.wizard_pages import (
     CONFIRM_PHRASE,
+    VENUE_CHOICES,
     ConnectPage,
     CredentialsPage,
     EvidenceTable,
@@ -32,9 +35,11 @@ from console.wizard_pages import (
     _verdict,
 )
 from engine.activation.stages import LIVE_STAGES, STAGE_LABELS, Evaluation, next_stage
-from engine.core.config import save_settings
+from engine.core.config import Settings, load_settings, save_settings
 from engine.core.config_rules import apply_risk_changes
+from engine.core.stage_venues import allowed_modes, check_stage_allows
 from engine.persistence.secrets import CredentialStore
+from widgets import format as fmt
 
 if TYPE_CHECKING:
     from engine.app.kernel import Engine
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DONE_KEY = "wizard_done"
+DISMISSED_KEY = "wizard_dismissed"  # cancelled on a first start: offered from the menu, not forced again
 ConnectivityTest = Callable[[str, str, str], Awaitable[tuple[bool, str]]]
 _PING = {"binance": "/api/v3/ping", "alpaca": "/v2/clock"}
 
@@ -124,14 +130,16 @@ class EvidencePage(QWizardPage):
         self.flags_caption.setVisible(bool(ev.red_flags))
         target = self.wiz.target_stage
         n = len(ev.criteria)
+        criteria = fmt.fmt_count(n, "criterion")
         if target is None:
             _verdict(self.verdict, ev.passed, "Production is the last stage: nothing to promote to.")
         elif ev.passed:
-            _verdict(self.verdict, True, f"All {n} criteria pass: promotion to {STAGE_LABELS[target]} is allowed.")
+            _verdict(self.verdict, True, f"All {criteria} pass: promotion to {STAGE_LABELS[target]} is allowed.")
         else:
             lines = [c.explain() for c in ev.failing] + [f"red flag: {c.explain()}" for c in ev.red_flags]
             failing = len(ev.failing) + len(ev.red_flags)
-            text = f"Promotion to {STAGE_LABELS[target]} is refused: {failing} of {n} fail.\n• " + "\n• ".join(lines)
+            head = f"Promotion to {STAGE_LABELS[target]} is refused: {failing} of {criteria} fail."
+            text = head + "\n• " + "\n• ".join(lines)
             _verdict(self.verdict, False, text)
         self.completeChanged.emit()
 
@@ -191,15 +199,15 @@ class SummaryPage(QWizardPage):
         stage, target = w.engine.stage_manager.stage, w.target_stage
         risk = w.risk_page.values()
         ev = w.evaluation
-        pct = {k: f"{float(risk[k] or 0) * 100:.2f} %" for k in ("risk_per_trade", "daily_loss_limit", "max_drawdown")}
-        cap = f", capital cap {risk['capital_cap']:,.0f}" if risk["capital_cap"] else ""
+        pct = {k: fmt.fmt_fraction_pct(risk[k] or 0) for k in ("risk_per_trade", "daily_loss_limit", "max_drawdown")}
+        cap = f", capital cap {fmt.fmt_money(risk['capital_cap'], decimals=0)}" if risk["capital_cap"] else ""
         endpoint = f", endpoint {w.venue_page.endpoint.text()}" if venue != "simulated" else ""
         evidence = "every criterion passes" if ev and ev.passed else "criteria failing (see the previous page)"
         lines = [
             f"Venue: {venue} ({mode}){endpoint}",
             f"Credentials: {'stored in the ' + w.stored_backend if w.stored_backend else 'none needed'}",
             f"Risk per trade {pct['risk_per_trade']}, daily loss limit {pct['daily_loss_limit']}, maximum drawdown "
-            f"{pct['max_drawdown']}, at most {risk['max_concurrent_positions']} positions{cap}",
+            f"{pct['max_drawdown']}, at most {fmt.fmt_count(risk['max_concurrent_positions'], 'position')}{cap}",
             f"Stage: {STAGE_LABELS[stage]}" + (f" → {STAGE_LABELS[target]}" if target else ""),
             f"Evidence: {evidence}",
             "A venue change takes effect at the next start.",
@@ -219,17 +227,22 @@ class SummaryPage(QWizardPage):
         """Finish: save the setup; promote when asked, and finish only when the engine agrees."""
         if self.wiz.promotion is not None and self.wiz.promotion[0]:
             return True  # QWizard.accept() validates again after the engine said yes
-        try:
-            self.wiz.apply_setup()
-        except ValueError as exc:  # limits that contradict each other, endpoints that do not go together
-            self.result.setText(f"✖ Not saved: {exc}")
+        when, note = self.wiz.venue_verdict(*self.wiz.venue_page.choice())
+        if when is None or (when == "after_promotion" and not self.promote.isChecked()):
+            _verdict(self.result, False, f"Not saved. {note}" + (" Tick the promotion above, or go back and choose "
+                                                                 "another venue." if when else ""))  # fmt: skip
+            return False
+        try:  # a venue that needs the next stage is saved only once the engine has promoted
+            self.wiz.apply_setup(include_venue=when == "now")
+        except ValueError as exc:  # limits that contradict each other, a config the next start would refuse
+            _verdict(self.result, False, f"Not saved: {exc}")
             return False
         if not self.promote.isChecked():
             return True
         self.busy = True
         self.completeChanged.emit()
         _verdict(self.result, None, "Asking the engine to promote…")
-        self._task = asyncio.ensure_future(self.wiz.engine.promote(self.wiz.operator, self.reason.text().strip()))
+        self._task = asyncio.ensure_future(promote(self.wiz.engine, self.wiz.operator, self.reason.text().strip()))
         self._task.add_done_callback(self._promoted)
         return False  # the wizard closes once the engine has answered yes
 
@@ -240,6 +253,11 @@ class SummaryPage(QWizardPage):
         except Exception as exc:
             log.exception("promotion failed")
             ok, msg = False, f"promotion failed: {exc}"
+        if ok and self.wiz.venue_verdict(*self.wiz.venue_page.choice())[0] == "after_promotion":
+            try:  # the stage that allows the venue is the engine's now
+                self.wiz.apply_setup(include_venue=True)
+            except ValueError as exc:
+                ok, msg = False, f"promoted, but the venue was not saved: {exc}"
         self.wiz.promotion = (ok, msg)
         if ok:
             _verdict(self.result, True, msg)
@@ -297,6 +315,27 @@ class ActivationWizard(QWizard):
             return False
         return super().validateCurrentPage()
 
+    def venue_verdict(self, venue: str, mode: str) -> tuple[str | None, str]:
+        """("now" | "after_promotion" | None, what to tell the operator) for a venue choice.
+
+        The engine starts next at its current stage, so a venue that stage does not allow would
+        refuse to start: it is accepted only when the stage it needs is the one being promoted to.
+        """
+        label = venue_label(venue, mode)
+        stage, target = self.engine.stage_manager.stage, self.target_stage
+        now = allowed_modes(self.engine.settings, stage)
+        if mode in now:
+            return "now", f"{label} is allowed at the {STAGE_LABELS[stage]} stage."
+        later = allowed_modes(self.engine.settings, target) if target else []
+        if mode in later and target is not None:
+            return "after_promotion", (
+                f"{label} needs the {STAGE_LABELS[target]} stage: it is saved only if the promotion on the last "
+                f"page succeeds (the {STAGE_LABELS[stage]} stage runs only {', '.join(now)})."
+            )
+        nxt = f", nor at {STAGE_LABELS[target]} ({', '.join(later) or 'nothing'})" if target else ""
+        return None, (f"{label} is refused: not allowed at the {STAGE_LABELS[stage]} stage, which runs only "
+                      f"{', '.join(now) or 'nothing'}{nxt}. Nothing is saved.")  # fmt: skip
+
     def needs_confirmation(self) -> bool:
         return self.target_stage in LIVE_STAGES or self.venue_page.choice()[1] == "live"
 
@@ -310,26 +349,64 @@ class ActivationWizard(QWizard):
         self.stored_backend = "OS keyring" if store.uses_keyring else "encrypted file"
         page.secret.clear()  # do not keep the secret in a widget longer than needed
 
-    def apply_setup(self) -> None:
-        """Risk limits now (in memory and in the config file); the venue choice at the next start."""
-        s = self.engine.settings
+    def setup_settings(self, include_venue: bool) -> Settings:
+        """The settings this wizard would save: a copy, checked whole, never half-applied."""
+        saved = self.engine.settings.model_copy(deep=True)
         values = self.risk_page.values()
         cap = values.pop("capital_cap")
-        apply_risk_changes(s.risk, values)  # all or nothing, with the config's cross-field rules
-        target = self.target_stage
-        if cap is not None and target is not None:
-            s.stages.stage(target).capital_cap = float(cap)
-        if self.config_path is not None:
-            saved = s.model_copy(deep=True)
+        apply_risk_changes(saved.risk, values)  # all or nothing, with the config's cross-field rules
+        if cap is not None:
+            saved.stages.stage(self.target_stage or self.engine.stage_manager.stage).capital_cap = float(cap)
+        if include_venue:
             venue, mode = self.venue_page.choice()
-            saved.engine.venue = venue  # type: ignore[assignment]
             if venue != "simulated":  # names only: the key and secret live in the credential store
                 saved.venues[venue] = {"mode": mode, "endpoint": self.venue_page.endpoint.text().strip(),
                                        "account": self.venue_page.account.text().strip() or "main"}  # fmt: skip
+            saved.engine.venue = venue  # type: ignore[assignment]
+        return saved
+
+    def check_loads(self, saved: Settings) -> None:
+        """The text about to be written goes through the config loader and the stage's venue rule first:
+        a config the next start would refuse is never saved (ConfigError names the field and the rule)."""
+        data = saved.model_dump(mode="json", exclude_none=True)
+        with tempfile.TemporaryDirectory(prefix="tc-wizard-") as tmp:
+            trial = Path(tmp) / "config.toml"
+            trial.write_text(tomli_w.dumps(data), encoding="utf-8")
+            loaded = load_settings(trial)
+        check_stage_allows(loaded, self.engine.stage_manager.stage, str(self.config_path or "config.toml"))
+
+    def apply_setup(self, include_venue: bool = True) -> None:
+        """Risk limits now (in memory and in the config file); the venue choice at the next start.
+
+        Everything is checked before anything changes: a refusal raises ValueError (ConfigError is
+        one) with the reason, and neither the engine nor the file is touched."""
+        saved = self.setup_settings(include_venue)
+        if self.config_path is not None:
+            self.check_loads(saved)
+        values = self.risk_page.values()
+        values.pop("capital_cap")
+        apply_risk_changes(self.engine.settings.risk, values)
+        cap_stage = self.target_stage or self.engine.stage_manager.stage
+        self.engine.settings.stages.stage(cap_stage).capital_cap = saved.stages.stage(cap_stage).capital_cap
+        if self.config_path is not None:
             save_settings(saved, self.config_path)
         self.engine.journal.set_state(DONE_KEY, True)
-        self.engine.audit("activation_wizard", "setup saved", {"venue": self.venue_page.choice(), **values},
-                          self.operator)  # fmt: skip
+        self.engine.audit("activation_wizard", "setup saved" if include_venue else "risk limits saved",
+                          {"venue": self.venue_page.choice(), **values}, self.operator)  # fmt: skip
+
+
+async def promote(engine: Engine, operator: str, reason: str) -> tuple[bool, str]:
+    """Through the OperatorAPI (audited, one command id), as every operator command goes."""
+    api = getattr(engine, "api", None)
+    if api is None:  # an engine without the API layer (older kernels)
+        return await engine.promote(operator, reason)  # type: ignore[attr-defined, no-any-return]
+    result = await api.promote(reason, operator)
+    return bool(result.ok), str(result.message)
+
+
+def venue_label(venue: str, mode: str) -> str:
+    return next((label.split(" — ")[0] for label, v, m in VENUE_CHOICES if (v, m) == (venue, mode)),
+                f"{venue} ({mode})")  # fmt: skip
 
 
 class WizardLauncher:
@@ -348,10 +425,24 @@ class WizardLauncher:
                 return self.wizard
             shiboken6.delete(self.wizard)  # a finished wizard is not reused: every run starts fresh
         self.wizard = ActivationWizard(self.engine, self.window, config_path=self.config_path)
+        self.wizard.accepted.connect(self._disclosure_accepted)
         self.wizard.open()
         return self.wizard
 
+    def _disclosure_accepted(self) -> None:
+        # finishing the wizard means its first page's disclosure was accepted: the first-run question is answered
+        store = getattr(self.window, "store", None)
+        if store is not None:
+            from console.first_run import ACCEPTED, remember
+
+            remember(store, ACCEPTED)
+
     def open_on_first_start(self) -> ActivationWizard | None:
-        if self.engine.journal.get_state(DONE_KEY):
+        """Once: a finished wizard, or one the operator cancelled, is not shown again by itself
+        (the Activation menu opens it any time)."""
+        journal = self.engine.journal
+        if journal.get_state(DONE_KEY) or journal.get_state(DISMISSED_KEY):
             return None
-        return self.open()
+        wizard = self.open()
+        wizard.rejected.connect(lambda: journal.set_state(DISMISSED_KEY, True))
+        return wizard

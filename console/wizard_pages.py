@@ -27,9 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine.activation.stages import STAGE_LABELS, Criterion
+from engine.core.config_rules import validate_risk_changes
 from engine.core.environment import DEFAULT_ENDPOINTS, environment_check, infer_key_kind
-from engine.core.stage_venues import allowed_modes
 from engine.persistence.secrets import CredentialError
+from widgets import format as fmt
 from widgets import theme
 
 if TYPE_CHECKING:
@@ -114,14 +115,12 @@ class VenuePage(QWizardPage):
         venue, mode = self.choice()
         self.endpoint.setText(DEFAULT_ENDPOINTS.get((venue, mode), ""))
         self.endpoint.setEnabled(venue != "simulated")
-        target = self.wiz.target_stage
-        if target is None:
-            self.stage_note.setText("The engine is at the last stage (production).")
-            return
-        modes = allowed_modes(self.wiz.engine.settings, target)  # the stage's list within its fixed ceiling
-        fits = mode in modes
-        note = f"Next stage: {STAGE_LABELS[target]} runs on {', '.join(modes)}."
-        _verdict(self.stage_note, None if fits else False, note if fits else note + f" '{mode}' is not one of them.")
+        when, note = self.wiz.venue_verdict(venue, mode)
+        _verdict(self.stage_note, None if when else False, note)  # a neutral note for an allowed choice
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return self.wiz.venue_verdict(*self.choice())[0] is not None
 
     def nextId(self) -> int:
         from console.wizard import Page
@@ -210,6 +209,7 @@ class ConnectPage(QWizardPage):
         self.test_button.clicked.connect(self.start_test)
         self.conn_label = _label(name="connCheck")
         self.store_label = _label(name="refusal")
+        self.store_label.setVisible(False)  # an empty refusal box reads as an error
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Environment check:"))
         layout.addWidget(self.env_label)
@@ -230,6 +230,7 @@ class ConnectPage(QWizardPage):
         self.test_button.setEnabled(self.env_ok)
         _verdict(self.conn_label, None, "Not tested yet." if self.env_ok else "Fix the environment first.")
         self.store_label.clear()
+        self.store_label.setVisible(False)
         self.completeChanged.emit()
 
     def start_test(self) -> None:
@@ -259,12 +260,17 @@ class ConnectPage(QWizardPage):
             self.wiz.store_credentials()
         except CredentialError as exc:
             self.store_label.setText(f"✖ {exc}")
+            self.store_label.setVisible(True)
             return False
         return True
 
 
 class RiskPage(QWizardPage):
-    """Limits for the target stage, pre-filled from the settings and bounded by the config rules."""
+    """Limits for the stage the engine trades at, pre-filled from the settings.
+
+    Any number can be typed; one outside the rules is refused on the page with the reason (a spin
+    box clamped to its range would silently drop "50" instead), and Next stays disabled.
+    """
 
     def __init__(self, wiz: ActivationWizard) -> None:
         super().__init__()
@@ -276,9 +282,11 @@ class RiskPage(QWizardPage):
         self.max_drawdown = self._pct_spin()
         self.max_position = self._pct_spin()
         self.max_positions = QSpinBox()
+        self.max_positions.setRange(0, 1000)
         self.capital_cap = QDoubleSpinBox()
         self.capital_cap.setDecimals(0)
         self.capital_cap.setSingleStep(100)
+        self.capital_cap.setRange(0, 1e9)
         self.form.addRow("Risk per trade:", self.risk_per_trade)
         self.form.addRow("Daily loss limit:", self.daily_loss)
         self.form.addRow("Maximum drawdown:", self.max_drawdown)
@@ -287,6 +295,14 @@ class RiskPage(QWizardPage):
         self.form.addRow("Capital cap (quote currency):", self.capital_cap)
         self.bounds_note = _label()
         self.form.addRow(self.bounds_note)
+        self.refusal = _label(name="riskRefusal")
+        self.form.addRow(self.refusal)
+        for spin in (self.risk_per_trade, self.daily_loss, self.max_drawdown, self.max_position, self.capital_cap):
+            spin.valueChanged.connect(self._changed)
+        self.max_positions.valueChanged.connect(self._changed)
+        self._top = 2.0
+        self._max_symbols: int | None = None
+        self._cap: tuple[float | None, float | None] = (None, None)
 
     @staticmethod
     def _pct_spin() -> QDoubleSpinBox:
@@ -294,35 +310,45 @@ class RiskPage(QWizardPage):
         s.setSuffix(" %")
         s.setDecimals(2)
         s.setSingleStep(0.1)
+        s.setRange(0.0, 1000.0)  # wide on purpose: what is out of the rules is refused with a message
         return s
+
+    def stage(self) -> str:
+        """The stage these limits are for: the one the engine trades at now."""
+        return self.wiz.engine.stage_manager.stage
 
     def initializePage(self) -> None:
         s = self.wiz.engine.settings
-        target = self.wiz.target_stage or self.wiz.engine.stage_manager.stage
-        stage_cfg = s.stages.stage(target)
-        self.setSubTitle(f"For the {STAGE_LABELS[target]} stage. Values outside the rules cannot be entered.")
-        top = stage_cfg.size_schedule[-1] * 100  # the stage's own schedule, itself at most 2 %
-        self.risk_per_trade.setRange(0.01, top)
-        self.risk_per_trade.setValue(min(s.risk.risk_per_trade * 100, top))
+        stage = self.stage()
+        stage_cfg = s.stages.stage(stage)
+        target = self.wiz.target_stage
+        after = f" (they stay in force after a promotion to {STAGE_LABELS[target]})" if target else ""
+        self.setSubTitle(f"Limits for the {STAGE_LABELS[stage]} stage{after}. Values outside the rules are refused.")
+        self._top = stage_cfg.size_schedule[-1] * 100  # the stage's own schedule, itself at most 2 %
+        self._max_symbols = stage_cfg.max_symbols
+        self.risk_per_trade.setValue(min(s.risk.risk_per_trade * 100, self._top))
         for spin, value in ((self.daily_loss, s.risk.daily_loss_limit), (self.max_drawdown, s.risk.max_drawdown),
                             (self.max_position, s.risk.max_position_notional)):  # fmt: skip
-            spin.setRange(0.01, 99.99)  # a fraction strictly between 0 and 1
             spin.setValue(value * 100)
-        self.max_positions.setRange(1, stage_cfg.max_symbols or 50)
-        self.max_positions.setValue(min(s.risk.max_concurrent_positions, stage_cfg.max_symbols or 50))
-        lo, hi = self.cap_bounds(target)
+        self.max_positions.setValue(min(s.risk.max_concurrent_positions, self._max_symbols or 50))
+        cap_stage = target or stage
+        lo, hi = self.cap_bounds(cap_stage)
+        self._cap = (lo, hi)
         has_cap = hi is not None
         self.form.setRowVisible(self.capital_cap, has_cap)
         if has_cap and lo is not None:
-            self.capital_cap.setRange(lo, hi)
-            self.capital_cap.setValue(min(max(stage_cfg.capital_cap or lo, lo), hi))
-        notes = [f"Risk per trade at most {top:.2f} % at {STAGE_LABELS[target]}, ramping "
-                 + " then ".join(f"{x:.2%}" for x in stage_cfg.size_schedule) + " over the stage."]
-        if stage_cfg.max_symbols:
-            notes.append(f"At most {stage_cfg.max_symbols} symbol(s) held at once.")
+            label = self.form.labelForField(self.capital_cap)
+            if isinstance(label, QLabel):
+                label.setText(f"Capital cap at {STAGE_LABELS[cap_stage]}:")
+            self.capital_cap.setValue(min(max(s.stages.stage(cap_stage).capital_cap or lo, lo), hi))
+        notes = [f"Risk per trade at most {fmt.fmt_pct(self._top, signed=False)} at {STAGE_LABELS[stage]}, ramping "
+                 + " then ".join(fmt.fmt_fraction_pct(x) for x in stage_cfg.size_schedule) + " over the stage."]
+        if self._max_symbols:
+            notes.append(f"At most {fmt.fmt_count(self._max_symbols, 'symbol')} held at once.")
         if has_cap:
-            notes.append(f"Capital cap between {lo:,.0f} and {hi:,.0f}.")
+            notes.append(f"Capital cap between {fmt.fmt_money(lo, decimals=0)} and {fmt.fmt_money(hi, decimals=0)}.")
         self.bounds_note.setText(" ".join(notes))
+        self._changed()
 
     def cap_bounds(self, target: str) -> tuple[float | None, float | None]:
         stages = self.wiz.engine.settings.stages
@@ -334,6 +360,46 @@ class RiskPage(QWizardPage):
             step = stages.live_scaling.max_capital_step or 0.5
             return base, max(base, current * (1 + step))  # one step of at most +50 %
         return None, None
+
+    def problems(self) -> list[str]:
+        """Every value the rules refuse, named, with the rule; empty when the page may be saved."""
+        found = []
+        stage = STAGE_LABELS[self.stage()]
+        risk = self.risk_per_trade.value()
+        if risk <= 0:
+            found.append("Risk per trade must be above 0 %.")
+        elif risk > self._top + 1e-9:
+            found.append(f"Risk per trade {fmt.fmt_pct(risk, signed=False)} is above the {stage} stage's ceiling "
+                         f"of {fmt.fmt_pct(self._top, signed=False)}.")  # fmt: skip
+        for name, spin in (("Daily loss limit", self.daily_loss), ("Maximum drawdown", self.max_drawdown),
+                           ("Largest position", self.max_position)):  # fmt: skip
+            if not 0 < spin.value() < 100:
+                found.append(f"{name} {fmt.fmt_pct(spin.value(), signed=False)} must be above 0 % and below 100 %.")
+        n, most = self.max_positions.value(), self._max_symbols or 50
+        if not 1 <= n <= most:
+            found.append(f"Open positions at most must be between 1 and {most} at the {stage} stage (not {n}).")
+        lo, hi = self._cap
+        if hi is not None and lo is not None and not lo <= self.capital_cap.value() <= hi:
+            found.append(f"Capital cap {fmt.fmt_money(self.capital_cap.value(), decimals=0)} must be between "
+                         f"{fmt.fmt_money(lo, decimals=0)} and {fmt.fmt_money(hi, decimals=0)}.")  # fmt: skip
+        if not found:  # the config's own cross-field rules (e.g. a daily loss above the drawdown)
+            try:
+                values = self.values()
+                values.pop("capital_cap")
+                validate_risk_changes(self.wiz.engine.settings.risk, values)
+            except ValueError as exc:
+                found.append(f"Refused by the configuration rules: {exc}")
+        return found
+
+    def _changed(self) -> None:
+        found = self.problems()
+        self.refusal.setVisible(bool(found))
+        if found:
+            _verdict(self.refusal, False, "Not accepted:\n• " + "\n• ".join(found))
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return not self.problems()
 
     def values(self) -> dict[str, float | int | None]:
         return {
@@ -350,9 +416,9 @@ def show_value(c: Criterion, value: float | None) -> str:
     if value is None:
         return "not measured"
     if c.unit == "fraction":
-        return f"{value * 100:.2f} %"
+        return fmt.fmt_fraction_pct(value)
     if c.unit == "days":
-        return f"{value:.1f} days"
+        return f"{value:.1f} days" if value != 1 else "1 day"
     return f"{value:g}"
 
 

@@ -144,23 +144,39 @@ def test_first_start_and_navigation_through_every_page(run: Runner, tmp_path: Pa
             stored = CredentialStore(engine.journal.path.parent, "master pw").load("binance", "main")
             assert stored == ("KEY123", "SECRET456")
             risk = wiz.risk_page
-            assert risk.risk_per_trade.maximum() <= 2.0 and risk.daily_loss.maximum() < 100
-            risk.risk_per_trade.setValue(50)  # bounded by the rules
-            assert risk.risk_per_trade.value() == risk.risk_per_trade.maximum()
+            risk.risk_per_trade.setValue(0.8)
+            assert can_next(wiz)
             wiz.next()
             await evidence(wiz)
             wiz.next()
             assert wiz.currentId() == Page.SUMMARY  # testnet is not live: no typed phrase
             assert "binance (testnet)" in wiz.summary_page.summary.text()
             assert not wiz.summary_page.promote.isChecked()  # the evidence fails on a fresh start
+            # Binance testnet needs the Testnet stage: without the promotion nothing is saved, and it says why
+            wiz.button(FINISH).click()
+            assert wiz.isVisible() and "needs the Testnet stage" in wiz.summary_page.result.text()
+            assert not app_paths().config_file.exists()
+            wiz.back()
+            wiz.back()
+            wiz.back()
+            wiz.back()
+            wiz.back()
+            assert wiz.currentId() == Page.VENUE
+            pick(wiz, "simulated", "simulated")
+            wiz.next()
+            assert wiz.currentId() == Page.RISK
+            risk.risk_per_trade.setValue(0.8)
+            wiz.next()
+            await evidence(wiz)
+            wiz.next()
             wiz.button(FINISH).click()
             await until(lambda: not wiz.isVisible(), "the wizard to finish")
             engine.journal.flush()
             assert engine.journal.get_state(DONE_KEY) is True
             assert window.wizard.open_on_first_start() is None  # not again on the next start
             saved = load_settings(app_paths().config_file)
-            assert saved.engine.venue == "binance" and saved.venues["binance"]["mode"] == "testnet"
-            assert engine.settings.risk.risk_per_trade == pytest.approx(risk.risk_per_trade.value() / 100)
+            assert saved.engine.venue == "simulated"
+            assert engine.settings.risk.risk_per_trade == pytest.approx(0.008)
             window.wizard_action.trigger()  # reachable from the window at any time
             assert window.wizard.wizard is not wiz and window.wizard.wizard.isVisible()
 
@@ -180,13 +196,25 @@ def test_live_key_against_testnet_endpoint_is_refused(run: Runner, tmp_path: Pat
             wiz.next()
             assert wiz.currentId() == Page.CONNECT
             assert CredentialStore(engine.journal.path.parent, "master pw").load("binance", "main") is None
-            # Alpaca tells the kind by itself: a paper key (PK...) against the live endpoint
-            wiz.back()
-            wiz.back()
-            pick(wiz, "alpaca", "live")
+
+    run(scenario())
+
+
+def test_paper_key_against_the_live_endpoint_is_refused(run: Runner, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        settings = Settings()
+        settings.stages.initial = "testnet"  # the next stage, Live micro, allows live venues
+        async with console(tmp_path, settings) as (_engine, window):
+            wiz = window.wizard.open()
+            wiz.welcome_page.ack.setChecked(True)
+            wiz.next()
+            pick(wiz, "alpaca", "live")  # Alpaca tells the kind by itself: a paper key (PK...)
             wiz.next()
             wiz.credentials_page.key.setText("PKABCDEF")
             assert "paper key" in wiz.credentials_page.inferred.text()
+            wiz.credentials_page.secret.setText("SECRET456")
+            wiz.credentials_page.master.setText("master pw")
+            wiz.credentials_page.master_again.setText("master pw")
             wiz.next()
             assert wiz.connect_page.env_label.text().startswith("✖ Refused: a PAPER key")
             assert not can_next(wiz)
@@ -196,7 +224,9 @@ def test_live_key_against_testnet_endpoint_is_refused(run: Runner, tmp_path: Pat
 
 def test_live_stage_needs_the_typed_phrase(run: Runner, tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with console(tmp_path) as (_engine, window):
+        settings = Settings()
+        settings.stages.initial = "testnet"  # live venues need Live micro, the next stage
+        async with console(tmp_path, settings) as (_engine, window):
             wiz = window.wizard.open()
             wiz.connectivity_test = reachable
             await to_connect_page(wiz, "binance", "live", "live")
