@@ -409,3 +409,19 @@ def test_the_fake_refuses_an_unlisted_type_with_binances_message() -> None:
 def test_order_updates_are_a_stream_of_updates() -> None:
     """Typing guard: OrderUpdate is what order_updates yields (the consumer contract)."""
     assert OrderUpdate.__dataclass_fields__.keys() >= {"order", "fill"}
+
+
+def test_a_market_stream_that_goes_quiet_after_subscribing_is_reported_and_polled() -> None:
+    async def main() -> None:
+        async with rig(market_silence_s=0.5) as (fake, venue, links):
+            await venue.connect()
+            async with collecting(venue.market_stream(SYMBOLS)) as ticks:
+                await wait_for(lambda: bool(ticks), what="the first ticks by websocket")
+                assert venue.stream_mode["market"] == "websocket"
+                await wait_for(lambda: down(links, "market"), 3.0, "the quiet market link reported down")
+                seen = len(ticks)
+                fake.step()
+                await wait_for(lambda: len(ticks) > seen, 2.0, "ticks by polling")
+            assert not down(links, "orders")
+
+    run(main)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.model import ZERO, MarketTick, Order, OrderUpdate
 from engine.venues import ccxt_convert as cv
-from engine.venues.base import AuthenticationFailed, VenueError, VenueTimeout
+from engine.venues.base import AuthenticationFailed, VenueError, VenueTimeout, bounded
 
 if TYPE_CHECKING:
     from engine.venues.ccxt_venue import CcxtVenue
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 _MAX_BACKOFF = 8  # times ws_retry_s
 _SINGLE_TICKERS = 8  # up to this many symbols, polled tickers are read one by one
 SWEEP_S = 10.0  # while polling: how often every symbol's trades and the open-order list are read
+
+
+class StreamSilent(VenueTimeout):
+    """Subscribed, yet the stream did not report what the REST replies already said."""
 
 
 class _Fallback:
@@ -57,7 +61,7 @@ class _Fallback:
         if isinstance(err, AuthenticationFailed):
             raise err
         self.failures += 1
-        self.needs_message = self.needs_message or isinstance(err, VenueTimeout)
+        self.needs_message = self.needs_message or isinstance(err, StreamSilent)
         wait = self.venue.ws_retry_s * min(2 ** (self.failures - 1), _MAX_BACKOFF)
         self.until = asyncio.get_running_loop().time() + wait
         log.warning("%s %s websocket failed (%s); polling for %.1fs", self.venue.name, self.stream, err, wait)
@@ -84,6 +88,7 @@ async def market_stream(venue: CcxtVenue, symbols: list[str]) -> AsyncIterator[l
     fallback = _Fallback(venue, "market")
     wanted = set(symbols)
     seen: dict[str, tuple[Any, ...]] = {}
+    subscribed = False
 
     def batch(tickers: dict[str, Any]) -> list[MarketTick]:
         out = {}
@@ -123,11 +128,16 @@ async def market_stream(venue: CcxtVenue, symbols: list[str]) -> AsyncIterator[l
             continue
         try:
             # full tickers: bid, ask and last; Binance sends them every second, so silence is a failure
-            raw = await venue.ws_bounded(ex.watch_tickers(symbols, {"name": "ticker"}), "market stream")
+            # The first watch connects and subscribes (ws_timeout_s); later ones wait for data, and
+            # Binance sends every ticker each second, so a long silence is a failure too.
+            limit = venue.ws_timeout_s if fallback.failures or not subscribed else venue.market_silence_s
+            raw = await bounded(ex.watch_tickers(symbols, {"name": "ticker"}), limit, f"{venue.name} market stream")
+            subscribed = True
             fallback.ok()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            subscribed = False
             if isinstance(exc, VenueTimeout):
                 await venue.reset_websocket(private=False)
             fallback.failed(exc)
@@ -256,6 +266,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                     if isinstance(err, AuthenticationFailed):
                         raise err from None
                     log.warning("%s: polling orders failed: %s", venue.name, err)
+                venue.forget_acks()  # polling covers them; the websocket, once back, owes only new ones
                 await asyncio.sleep(venue.poll_interval_s)
                 catch_up = True
                 continue
@@ -282,7 +293,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                         continue
                     for update in late:
                         yield update
-                    raise VenueTimeout(f"user stream silent {venue.stream_grace_s:g} s after an order's reply")
+                    raise StreamSilent(f"user stream silent {venue.stream_grace_s:g} s after an order's reply")
                 if isinstance(item, BaseException):
                     raise item
                 raws = item

@@ -64,10 +64,12 @@ class CcxtVenue(Venue):
         ws_timeout_s: float | None = None,
         stream_grace_s: float = 1.0,
         cancel_attempts: int = 3,
+        market_silence_s: float = 30.0,
     ) -> None:
         """timeout_s bounds every REST call; ws_timeout_s (default timeout_s) every websocket connect,
-        authentication, subscription and a market stream's silence. An order the REST reply
-        acknowledged but the user stream has not reported within stream_grace_s is polled."""
+        authentication and subscription (with the first market message); a subscribed market stream
+        silent for market_silence_s has failed. An order the REST reply acknowledged but the user
+        stream has not reported within stream_grace_s is polled, and the stream counts as failed."""
         self.clock = clock
         self.name = name or exchange_id
         self.mode = mode
@@ -78,6 +80,7 @@ class CcxtVenue(Venue):
         self.submit_attempts, self.backoff_s = max(1, submit_attempts), backoff_s
         self.ws_timeout_s = ws_timeout_s if ws_timeout_s is not None else timeout_s
         self.stream_grace_s, self.cancel_attempts = stream_grace_s, max(1, cancel_attempts)
+        self.market_silence_s = market_silence_s  # a subscribed market stream quiet this long has failed
         self.stream_mode = {"market": "websocket", "orders": "websocket"}  # or "polling", for the health view
         self._credentials = (api_key, secret)
         self._extra_options = dict(options or {})
@@ -431,6 +434,9 @@ class CcxtVenue(Venue):
 
     def stream_saw(self, client_id: str) -> None:
         self._awaiting_stream.pop(client_id, None)
+
+    def forget_acks(self) -> None:
+        self._awaiting_stream.clear()
 
     def overdue_acks(self) -> list[Order]:
         """Orders acknowledged over REST that the user stream has not reported within stream_grace_s."""
