@@ -186,3 +186,20 @@ def test_history_warms_up_from_the_market_data_clients_bars() -> None:
             assert crypto and crypto[-1].last > 1000
 
     run(main)
+
+
+def test_the_real_like_fake_is_a_small_account_refusing_stops() -> None:
+    async def main() -> None:
+        async with FakeAlpaca.real_like(api_key=KEY, secret_key=SECRET, symbols=SYMBOLS) as fake:
+            venue = AlpacaVenue(SystemClock(), KEY, SECRET, url_override=fake.url, data_url=fake.url,
+                                symbols=SYMBOLS, **FAST)  # fmt: skip
+            try:
+                await venue.connect()
+                balances = await venue.balances()
+                assert balances["USD"].total == 1000 and balances["AAPL"].total == 5
+                with pytest.raises(OrderTypeUnsupported):
+                    await venue.submit(Order("s", "AAPL", Side.SELL, OrderType.STOP_MARKET, D(5), stop_price=D(150)))
+            finally:
+                await venue.close()
+
+    run(main)

@@ -425,3 +425,21 @@ def test_a_market_stream_that_goes_quiet_after_subscribing_is_reported_and_polle
             assert not down(links, "orders")
 
     run(main)
+
+
+def test_the_real_like_fake_is_a_small_account_with_binance_habits() -> None:
+    async def main() -> None:
+        async with FakeBinance.real_like(api_key=KEY, api_secret=SECRET) as fake:
+            endpoints = CcxtEndpoints(rest_public=fake.rest_url, ws_public=fake.ws_url, ws_private=fake.ws_api_url)
+            venue = CcxtVenue(SystemClock(), KEY, SECRET, symbols=SYMBOLS, endpoints=endpoints, **FAST)
+            try:
+                await venue.connect()
+                balances = await venue.balances()
+                assert {a: b.total for a, b in balances.items()} == {"USDT": 1000, "ETH": 10, "BNB": D("0.5")}
+                assert venue.capabilities().stop_types("ETH/USDT") == [OrderType.STOP_LIMIT]
+                (fill,) = (await venue.place(market("rl-1", qty="0.001"))).fills
+                assert fill.fee_currency == "BTC"
+            finally:
+                await venue.close()
+
+    run(main)

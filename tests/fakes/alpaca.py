@@ -95,6 +95,12 @@ class FakeAlpaca:
             price = (prices or {}).get(symbol, Decimal(60000) if "/" in symbol else Decimal(200))
             self.push_tick(symbol, price - Decimal("0.05"), price + Decimal("0.05"))
 
+    @classmethod
+    def real_like(cls, **kw: Any) -> FakeAlpaca:
+        """An operator's account: 1,000 USD, 5 AAPL held before the engine, stop orders refused (422)."""
+        defaults: dict[str, Any] = {"cash": Decimal(1000), "holdings": {"AAPL": Decimal(5)}, "refused_types": {"stop"}}
+        return cls(**{**defaults, **kw})
+
     @staticmethod
     def _instrument(symbol: str) -> Instrument:
         base, _, quote = symbol.partition("/")

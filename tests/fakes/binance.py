@@ -53,6 +53,11 @@ def _now() -> datetime:
     return datetime.now(UTC)  # test code: the fake keeps wall-clock time like the real venue
 
 
+# A real-looking account: little cash, coins held before the engine, BNB for fees.
+SMALL_ACCOUNT = {"USDT": Decimal(1000), "ETH": Decimal(10), "BNB": Decimal("0.5")}
+NO_STOP_MARKET = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
+
+
 class BinanceError(Exception):
     def __init__(self, err: tuple[int, str], status: int = 400) -> None:
         super().__init__(err[1])
@@ -106,6 +111,17 @@ class FakeBinance(BinanceStreams):
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.step()  # one price per symbol so market orders work at once
+
+    @classmethod
+    def real_like(cls, **kw: Any) -> FakeBinance:
+        """Binance as an operator's account meets it: 1,000 USDT with 10 ETH and 0.5 BNB held before,
+        fees in the base asset on buys (or BNB when `bnb_pays`), ETH/USDT without STOP_LOSS."""
+        symbols = list(kw.pop("symbols", ("BTC/USDT", "ETH/USDT")))
+        defaults: dict[str, Any] = {
+            "balances": dict(SMALL_ACCOUNT), "fee_model": "binance_spot",
+            "order_types": {"ETH/USDT": NO_STOP_MARKET}, "asset_prices": {"BNB": Decimal(600)},
+        }  # fmt: skip
+        return cls(symbols=symbols, **{**defaults, **kw})
 
     # -- lifecycle -------------------------------------------------------------------------------
 
