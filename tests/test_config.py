@@ -338,3 +338,12 @@ def test_a_config_that_would_not_load_is_never_written(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"risk\.daily_loss_limit: 0\.05 must not exceed risk\.max_drawdown"):
         save_settings(s, p)
     assert p.read_bytes() == before and not p.with_suffix(".tmp").exists()
+
+
+def test_a_section_assignment_that_contradicts_is_refused_and_undone() -> None:
+    s = Settings()
+    held = s.risk
+    wider = held.model_copy(update={"daily_loss_limit": 0.3})  # above max_drawdown 0.15
+    with pytest.raises(ValueError, match=r"risk\.daily_loss_limit: 0\.3 must not exceed risk\.max_drawdown"):
+        s.risk = wider
+    assert s.risk is held and s.risk.daily_loss_limit == 0.05

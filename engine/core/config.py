@@ -266,6 +266,16 @@ class Settings(_Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # pydantic keeps an assigned section even when a rule between sections then refuses it: put it back
+        before = self.__dict__.get(name)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError:
+            if name in type(self).model_fields:
+                self.__dict__[name] = before
+            raise
+
     @model_validator(mode="after")
     def _no_contradictions(self) -> Settings:
         problems = settings_contradictions(self)
