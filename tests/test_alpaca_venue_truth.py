@@ -203,3 +203,15 @@ def test_the_real_like_fake_is_a_small_account_refusing_stops() -> None:
                 await venue.close()
 
     run(main)
+
+
+def test_a_slow_trade_stream_does_not_delay_fills_past_the_grace() -> None:
+    async def main() -> None:
+        async with rig({"stream_delay_s": 5.0}, stream_grace_s=0.3) as (fake, venue, links), \
+                collecting(venue) as updates:  # fmt: skip
+            await wait_for(lambda: bool(fake._ws), what="trade stream listening")
+            await venue.submit(Order("m-1", "AAPL", Side.BUY, OrderType.MARKET, D(1)))
+            await wait_for(lambda: any(u.fill for u in updates), 2.0, "the fill well before the stream's")
+            assert down(links, "orders")
+
+    run(main)

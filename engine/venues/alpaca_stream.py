@@ -112,7 +112,16 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
             venue.stream_mode["orders"] = "websocket"
             for update in await _poll(venue, seen):  # catch up on anything missed while away
                 yield update
-            async for message in ws:
+            while True:
+                try:  # cancelling recv() is safe: a quiet wait lets us check on acknowledged orders
+                    message = await asyncio.wait_for(ws.recv(), max(venue.stream_grace_s / 4, 0.05))
+                except TimeoutError:
+                    if not venue.overdue_acks():
+                        continue
+                    for update in await _poll(venue, seen):  # what the stream owes, by REST now
+                        yield update
+                    raise VenueError(f"trade stream silent {venue.stream_grace_s:g} s after an order's reply") \
+                        from None
                 try:
                     msg = json.loads(message)
                 except ValueError:
@@ -121,15 +130,14 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
                 if isinstance(msg, dict) and msg.get("stream") == "trade_updates":
                     for update in _event_updates(venue, msg.get("data") or {}):
                         seen[update.order.client_id] = (update.order.status.value, update.order.filled_qty)
+                        venue.stream_saw(update.order.client_id)
                         yield update
         except AuthenticationFailed:
             raise
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # dropped, refused, timed out, unreadable: all mean poll for now
+        except Exception as exc:  # dropped, refused, timed out, silent, unreadable: all mean poll for now
             why = str(exc) if isinstance(exc, VenueError) else type(exc).__name__
-        else:
-            why = "closed by the venue"
         finally:
             if ws is not None:
                 await ws.close()
@@ -146,6 +154,7 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
                     yield update
             except VenueError as exc:
                 log.warning("%s: polling failed: %s", venue.name, venue.scrub(str(exc)))
+            venue.forget_acks()  # polling covers them; the stream, once back, owes only new ones
             await asyncio.sleep(venue.poll_interval_s)
 
 

@@ -79,7 +79,11 @@ class AlpacaVenue(Venue):
         name: str = "alpaca",
         ws_timeout_s: float | None = None,
         cancel_attempts: int = 3,
+        stream_grace_s: float = 1.0,
     ) -> None:
+        """timeout_s bounds every REST call; ws_timeout_s the trade stream's connect, authentication and
+        subscription. An order acknowledged over REST that the stream has not reported within
+        stream_grace_s is polled, and the stream counts as down (polling until it is back)."""
         self.clock = clock
         self.name = name
         self.paper = paper
@@ -92,6 +96,8 @@ class AlpacaVenue(Venue):
         self.submit_attempts, self.backoff_s = max(1, submit_attempts), backoff_s
         self.ws_timeout_s = ws_timeout_s if ws_timeout_s is not None else timeout_s
         self.cancel_attempts = max(1, cancel_attempts)
+        self.stream_grace_s = stream_grace_s
+        self._awaiting_stream: dict[str, float] = {}  # client id -> loop time its REST ack came back
         self._quiet_until = 0.0  # loop time before which a 429's Retry-After forbids any request
         self.stream_mode = {"market": "polling", "orders": "websocket"}  # for the health view
         self._credentials = (api_key, secret_key)
@@ -325,7 +331,7 @@ class AlpacaVenue(Venue):
             try:
                 raw = await self._call(self._trading.submit_order, request)
                 if isinstance(raw, dict) and raw.get("id"):
-                    return self.remember(raw)
+                    return self._expect_stream(self.remember(raw))
                 last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
             except OrderRejected as exc:
                 if "duplicate client_order_id" not in str(exc):
@@ -344,9 +350,27 @@ class AlpacaVenue(Venue):
             except TransientVenueError:
                 found = None
             if found is not None:
-                return found
+                return self._expect_stream(found)
         assert last_error is not None
         raise last_error
+
+    def _expect_stream(self, order: Order) -> Order:
+        self._awaiting_stream[order.client_id] = asyncio.get_running_loop().time()
+        return order
+
+    def stream_saw(self, client_id: str) -> None:
+        self._awaiting_stream.pop(client_id, None)
+
+    def forget_acks(self) -> None:
+        self._awaiting_stream.clear()
+
+    def overdue_acks(self) -> list[str]:
+        """Client ids acknowledged over REST that the trade stream has not reported within stream_grace_s."""
+        deadline = asyncio.get_running_loop().time() - self.stream_grace_s
+        late = [cid for cid, at in self._awaiting_stream.items() if at <= deadline]
+        for cid in late:
+            del self._awaiting_stream[cid]
+        return late
 
     async def cancel(self, order: Order) -> Order:
         venue_id = order.venue_order_id or (self._orders.get(order.client_id) or order).venue_order_id

@@ -71,15 +71,19 @@ class FakeAlpaca:
         holdings: dict[str, Decimal] | None = None,
         refused_types: Iterable[str] = (),
         stream_mode: str = "normal",
+        stream_delay_s: float = 0.0,
     ) -> None:
         """stream_mode "silent": the trade stream connects and never answers (no authorization);
-        "no_listen": it authorizes and never confirms the trade_updates subscription."""
+        "no_listen": it authorizes and never confirms the trade_updates subscription.
+        stream_delay_s: every trade update leaves that late (a slow stream)."""
         self.api_key, self._secret = api_key, secret_key
         self.instruments = {s: self._instrument(s) for s in symbols}
         start = {"USD": cash, **{self.instruments[s].base: q for s, q in (holdings or {}).items()}}
         self.matching = MatchingEngine(self.instruments, start, maker_fee=0, taker_fee=0, venue="alpaca")
         self.refused_types = set(refused_types)
         self.stream_mode = stream_mode
+        self.stream_delay_s = stream_delay_s
+        self._sending: set[asyncio.Task[None]] = set()
         self.faults = FaultPlan()
         self.submit_attempts: Counter[str] = Counter()  # POST /v2/orders per client id, duplicates included
         self.placed: Counter[str] = Counter()  # orders that reached the book per client id
@@ -223,7 +227,15 @@ class FakeAlpaca:
                 data["event"] = _STATUS.get(o.status, "new")
             frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
             for ws in list(self._ws):
-                asyncio.get_running_loop().create_task(self._send(ws, frame))
+                if self.stream_delay_s > 0:  # a slow stream: the REST reply comes first
+                    asyncio.get_running_loop().call_later(self.stream_delay_s, self._send_later, ws, frame)
+                else:
+                    self._send_later(ws, frame)
+
+    def _send_later(self, ws: web.WebSocketResponse, frame: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(ws, frame))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _send(self, ws: web.WebSocketResponse, frame: bytes) -> None:
         with contextlib.suppress(Exception):
