@@ -328,3 +328,14 @@ def test_opening_a_journal_on_a_full_disk_is_a_known_error(tiny_disk: Path) -> N
     fill_up(tiny_disk / "filler")
     with pytest.raises(JournalDiskFullError, match="full"):
         Journal(tiny_disk / "journal.sqlite")
+
+
+def test_the_later_write_wins_between_two_processes_sharing_the_journal(path: Path) -> None:
+    with Journal(path) as engine:
+        engine.set_state("k", "engine-1")
+        assert engine.flush()
+        with Journal(path) as command_line:  # e.g. `approvals approve` while the engine runs
+            command_line.set_state("k", "cli")
+            assert command_line.flush() and engine.get_state("k") == "cli"
+            engine.set_state("k", "engine-2")
+            assert engine.flush() and command_line.get_state("k") == "engine-2"

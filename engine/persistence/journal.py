@@ -21,6 +21,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -229,8 +230,10 @@ class Journal(JournalReads):
         self._put("incident", (ts, venue, kind, message))
 
     def _next_state_seq(self) -> int:
+        """Call order, as wall-clock nanoseconds (so another process writing the same key, like the
+        command line, is ordered too), never going backwards within this journal."""
         with self._seq_lock:
-            self._state_seq += 1
+            self._state_seq = max(self._state_seq + 1, time.time_ns())
             return self._state_seq
 
     def set_state(self, key: str, value: Any) -> None:
