@@ -309,11 +309,13 @@ def test_the_factory_builds_binance_from_the_typed_settings(paths: Any, monkeypa
     monkeypatch.setenv("TRADING_CONSOLE_BINANCE_API_SECRET", "typed-secret")
     s = parse_settings({"engine": {"venue": "binance"}, "stages": {"initial": "testnet"},
                         "venues": {"binance": {"mode": "testnet", "timeout_s": 2.5, "symbols": ["ETH/USDT"],
+                                               "stream_grace_s": 0.5, "cancel_attempts": 5, "market_silence_s": 12,
                                                **BINANCE_LOCAL}}})  # fmt: skip
     e = build_engine(s, paths, RunOptions(with_strategy=False))
     try:
         v: Any = e.venue
         assert v.mode is VenueMode.TESTNET and v.symbols == ["ETH/USDT"] and v.timeout_s == 2.5
+        assert (v.ws_timeout_s, v.stream_grace_s, v.cancel_attempts, v.market_silence_s) == (2.5, 0.5, 5, 12)
         ep = v.endpoints
         assert (ep.rest_public, ep.rest_private, ep.ws_public, ep.ws_private) == tuple(BINANCE_LOCAL.values())
     finally:
@@ -330,3 +332,16 @@ def test_the_factory_refuses_a_real_venue_without_its_section(paths: Any) -> Non
         build_engine(s, paths, RunOptions(with_strategy=False))
     assert err.value.field == "venues.alpaca" and "is required when engine.venue is 'alpaca'" in err.value.rule
     assert err.value.file == str(paths.config_file)
+
+
+def test_the_simulator_charges_fees_as_configured(paths: Any) -> None:
+    from engine.app.factory import RunOptions, build_engine
+
+    s = parse_settings({"simulator": {"fee_model": "binance_spot", "latency_ms": 5}})
+    e = build_engine(s, paths, RunOptions(with_strategy=False))
+    try:
+        assert e.venue.matching.fee_model == "binance_spot"  # type: ignore[attr-defined]
+    finally:
+        e.journal.close()
+    with pytest.raises(ConfigError, match=r"simulator\.fee_model: 'binance' is not one of: quote, binance_spot"):
+        parse_settings({"simulator": {"fee_model": "binance"}})

@@ -79,6 +79,8 @@ def build_engine(
         maker_fee=Decimal(repr(sim.maker_fee)),
         taker_fee=Decimal(repr(sim.taker_fee)),
         tick_interval_s=sim.tick_interval_s,
+        latency_ms=sim.latency_ms,
+        fee_model=sim.fee_model,
     )
     return Engine(
         settings, venue, journal, clock, bus=bus, strategy_factory=factory, symbols=list(sim.symbols)
@@ -126,9 +128,15 @@ def binance_venue(settings: Settings, paths: AppPaths, clock: Clock) -> CcxtVenu
     return CcxtVenue(
         clock, key, secret, exchange_id="binance", symbols=list(conf.symbols or settings.simulator.symbols),
         mode=VenueMode(conf.mode.value), endpoints=CcxtEndpoints(*custom) if custom else CcxtEndpoints(),
-        timeout_s=conf.timeout_s, poll_interval_s=conf.poll_interval_s, backoff_s=conf.backoff_s,
-        ws_retry_s=conf.ws_retry_s,
+        market_silence_s=conf.market_silence_s, **_tuning(conf),
     )  # fmt: skip
+
+
+def _tuning(conf: BinanceSettings | AlpacaSettings) -> dict[str, Any]:
+    """The timeouts and retries both real venues take, from their typed settings."""
+    return {"timeout_s": conf.timeout_s, "poll_interval_s": conf.poll_interval_s, "backoff_s": conf.backoff_s,
+            "ws_retry_s": conf.ws_retry_s, "ws_timeout_s": conf.ws_timeout_s, "stream_grace_s": conf.stream_grace_s,
+            "submit_attempts": conf.submit_attempts, "cancel_attempts": conf.cancel_attempts}  # fmt: skip
 
 
 def alpaca_venue(settings: Settings, paths: AppPaths, clock: Clock) -> AlpacaVenue:
@@ -144,8 +152,7 @@ def alpaca_venue(settings: Settings, paths: AppPaths, clock: Clock) -> AlpacaVen
     return AlpacaVenue(
         clock, key, secret, paper=conf.mode is AlpacaMode.PAPER, url_override=conf.trading_url,
         stream_url=conf.stream_url, data_url=conf.data_url, symbols=list(conf.symbols or ALPACA_DEFAULT_SYMBOLS),
-        timeout_s=conf.timeout_s, poll_interval_s=conf.poll_interval_s, backoff_s=conf.backoff_s,
-        ws_retry_s=conf.ws_retry_s,
+        **_tuning(conf),
     )  # fmt: skip
 
 

@@ -202,6 +202,7 @@ class SimulatorConfig(_Section):
     maker_fee: FractionOrZero = 0.0008
     taker_fee: FractionOrZero = 0.001
     latency_ms: NonNegative = 0.0
+    fee_model: Literal["quote", "binance_spot"] = "quote"  # binance_spot: base asset on buys, quote on sells
 
     @field_validator("speed", mode="before")
     @classmethod

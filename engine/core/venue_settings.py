@@ -46,6 +46,10 @@ class _VenueSettings(FrozenSection):
     poll_interval_s: Positive = 1.0  # REST polling when a stream is down
     backoff_s: Positive = 0.25  # between submit attempts
     ws_retry_s: Positive = 5.0  # before a lost stream is tried again
+    ws_timeout_s: Positive | None = None  # websocket connect, authentication, subscription; None: timeout_s
+    stream_grace_s: Positive = 1.0  # an acknowledged order the stream has not reported by then is polled
+    submit_attempts: PositiveInt = 3
+    cancel_attempts: PositiveInt = 3
     reconcile_interval_s: NonNegative = 60.0  # 0: reconcile only at start
     reconcile_attempts: PositiveInt = 3
     reconcile_backoff_s: NonNegative = 0.5
@@ -91,6 +95,7 @@ class BinanceSettings(_VenueSettings):
     ws_public: str | None = None  # market streams, e.g. wss://stream.binance.com:9443/ws
     ws_private: str | None = None  # user data (websocket API), e.g. wss://ws-api.binance.com/ws-api/v3
     endpoint: str | None = None  # written by the wizard: the mode's own host, for the record
+    market_silence_s: Positive = 30.0  # a subscribed market stream silent this long has failed
 
     @field_validator("rest_public", "rest_private")
     @classmethod
