@@ -345,3 +345,19 @@ def test_the_simulator_charges_fees_as_configured(paths: Any) -> None:
         e.journal.close()
     with pytest.raises(ConfigError, match=r"simulator\.fee_model: 'binance' is not one of: quote, binance_spot"):
         parse_settings({"simulator": {"fee_model": "binance"}})
+
+
+def test_the_factory_reads_keys_from_the_store_the_window_unlocked(paths: Any) -> None:
+    from engine.app.factory import RunOptions, build_engine
+    from engine.persistence.secrets import CredentialStore
+
+    paths.ensure()
+    store = CredentialStore(paths.data_dir, master_password="master pw", use_keyring=False)
+    store.store("binance", "main", "unlocked-key", "unlocked-secret")
+    s = parse_settings({"engine": {"venue": "binance"}, "stages": {"initial": "testnet"},
+                        "venues": {"binance": {"mode": "testnet", "account": "main", **BINANCE_LOCAL}}})  # fmt: skip
+    e = build_engine(s, paths, RunOptions(with_strategy=False, credentials=store))
+    try:
+        assert e.venue._credentials == ("unlocked-key", "unlocked-secret")  # type: ignore[attr-defined]
+    finally:
+        e.journal.close()

@@ -22,6 +22,7 @@ from engine.strategies.ema_cross import EmaCross
 
 if TYPE_CHECKING:
     from engine.core.venue_settings import AlpacaSettings, BinanceSettings
+    from engine.persistence.secrets import CredentialStore
     from engine.venues.alpaca_venue import AlpacaVenue
     from engine.venues.ccxt_venue import CcxtVenue
 
@@ -37,6 +38,7 @@ class RunOptions:
     speed: float | str | None = None
     start: datetime | None = None
     with_strategy: bool = True
+    credentials: CredentialStore | None = None  # a store the window unlocked with the master password
 
 
 def build_engine(
@@ -59,7 +61,7 @@ def build_engine(
     if settings.engine.venue in ("binance", "alpaca"):
         clock = SystemClock()
         make = binance_venue if settings.engine.venue == "binance" else alpaca_venue
-        venue = make(settings, paths, clock)
+        venue = make(settings, paths, clock, opts.credentials)
         return Engine(settings, venue, journal, clock, bus=bus, strategy_factory=factory, symbols=venue.symbols)
     if settings.engine.venue != "simulated":
         raise NotImplementedError(f"venue {settings.engine.venue!r} is not available yet")
@@ -87,15 +89,18 @@ def build_engine(
     )
 
 
-def venue_credentials(venue: str, paths: AppPaths, account: str = "default") -> tuple[str, str]:
-    """The OS keyring (or the encrypted file) first, then the environment for headless use.
+def venue_credentials(
+    venue: str, paths: AppPaths, account: str = "default", unlocked: CredentialStore | None = None
+) -> tuple[str, str]:
+    """The OS keyring (or the encrypted file, through `unlocked` when the window asked for its master
+    password) first, then the environment for headless use.
 
     TRADING_CONSOLE_<VENUE>_API_KEY / _API_SECRET. The values are never logged or put in messages.
     """
     try:
         from engine.persistence.secrets import CredentialStore
 
-        store = CredentialStore(paths.data_dir)
+        store = unlocked or CredentialStore(paths.data_dir)
         if not store.needs_master_password:
             found = store.load(venue, account)
             if found is not None:
@@ -118,13 +123,15 @@ def _venue_section(settings: Settings, paths: AppPaths, venue: str) -> Any:
     return conf
 
 
-def binance_venue(settings: Settings, paths: AppPaths, clock: Clock) -> CcxtVenue:
+def binance_venue(
+    settings: Settings, paths: AppPaths, clock: Clock, unlocked: CredentialStore | None = None
+) -> CcxtVenue:
     """Binance spot through ccxt, as `[venues.binance]` says (engine.core.venue_settings.BinanceSettings)."""
     from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
 
     conf: BinanceSettings = _venue_section(settings, paths, "binance")
     custom = conf.custom_endpoints  # all four or none: validated with the config
-    key, secret = venue_credentials("binance", paths, conf.account)
+    key, secret = venue_credentials("binance", paths, conf.account, unlocked)
     return CcxtVenue(
         clock, key, secret, exchange_id="binance", symbols=list(conf.symbols or settings.simulator.symbols),
         mode=VenueMode(conf.mode.value), endpoints=CcxtEndpoints(*custom) if custom else CcxtEndpoints(),
@@ -139,7 +146,9 @@ def _tuning(conf: BinanceSettings | AlpacaSettings) -> dict[str, Any]:
             "submit_attempts": conf.submit_attempts, "cancel_attempts": conf.cancel_attempts}  # fmt: skip
 
 
-def alpaca_venue(settings: Settings, paths: AppPaths, clock: Clock) -> AlpacaVenue:
+def alpaca_venue(
+    settings: Settings, paths: AppPaths, clock: Clock, unlocked: CredentialStore | None = None
+) -> AlpacaVenue:
     """Alpaca through alpaca-py, as `[venues.alpaca]` says (engine.core.venue_settings.AlpacaSettings).
 
     `endpoint` (trading API), `data_url` (quotes), `stream_url` (trade updates) and `data_stream_url`
@@ -148,7 +157,7 @@ def alpaca_venue(settings: Settings, paths: AppPaths, clock: Clock) -> AlpacaVen
     from engine.venues.alpaca_venue import AlpacaVenue
 
     conf: AlpacaSettings = _venue_section(settings, paths, "alpaca")
-    key, secret = venue_credentials("alpaca", paths, conf.account)
+    key, secret = venue_credentials("alpaca", paths, conf.account, unlocked)
     return AlpacaVenue(
         clock, key, secret, paper=conf.mode is AlpacaMode.PAPER, url_override=conf.trading_url,
         stream_url=conf.stream_url, data_url=conf.data_url, symbols=list(conf.symbols or ALPACA_DEFAULT_SYMBOLS),
