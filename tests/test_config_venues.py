@@ -361,3 +361,37 @@ def test_the_factory_reads_keys_from_the_store_the_window_unlocked(paths: Any) -
         assert e.venue._credentials == ("unlocked-key", "unlocked-secret")  # type: ignore[attr-defined]
     finally:
         e.journal.close()
+
+
+# --- headless start: one line and exit code 2, never a traceback -----------------------------
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (b'[engine]\nvenue = "binance"\n[venues.binance]\nmode = "live"\n',
+         "venues.binance.mode: 'live' is not allowed at the Paper stage"),
+        (b'[engine]\nvenue = "binance"\n[venues.binance]\nmode = "testnet"\ntimeout_s = "abc"\n',
+         "venues.binance.timeout_s: 'abc' is invalid"),
+        (b'[engine]\noperator = "Jos\xe9"\n', "is not UTF-8 text (byte 0xe9 on line 2, column 16)"),
+        (b"[risk]\nstale_data_s = nan\n", "risk.stale_data_s: nan is not a finite number"),
+    ],
+)
+def test_a_refused_config_stops_a_headless_start_with_one_line(tmp_path: Path, config: bytes, expected: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "config").mkdir()
+    cfg = tmp_path / "config" / "config.toml"
+    cfg.write_bytes(config)
+    env = {**os.environ, "TRADING_CONSOLE_HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen",
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",  # never the developer's keyring
+           "TRADING_CONSOLE_BINANCE_API_KEY": "", "TRADING_CONSOLE_BINANCE_API_SECRET": ""}  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "console", "--headless", "--duration", "1"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0] == f"configuration error: {cfg}: " + lines[0].split(f"{cfg}: ", 1)[1]
+    assert expected in lines[0]

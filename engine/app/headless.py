@@ -11,7 +11,7 @@ import time
 from engine.app.control_setup import ControlOptions, ControlServerError, start_control
 from engine.app.factory import RunOptions, build_engine
 from engine.app.kernel import Engine
-from engine.core.config import Settings
+from engine.core.config import ConfigError, Settings
 from engine.core.paths import AppPaths
 
 
@@ -23,7 +23,11 @@ async def run_headless(
     status_every_s: float = 5.0,
     control: ControlOptions | None = None,
 ) -> int:
-    engine = build_engine(settings, paths, opts)
+    try:
+        engine = build_engine(settings, paths, opts)
+    except ConfigError as exc:  # a venue mode the stage refuses, a missing venue section: one line, no traceback
+        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
+        return 2
     try:  # serve before touching the venue: a bad bind is reported before anything trades
         served = await start_control(engine, paths, control or ControlOptions())
     except ControlServerError as exc:
