@@ -10,7 +10,13 @@ import pytest
 
 from engine.core.config import ConfigError, Settings, load_settings, parse_settings, save_settings
 from engine.core.environment import DEFAULT_ENDPOINTS
-from engine.core.stage_venues import StageVenueRefused, allowed_modes, check_stage_allows, stage_venue_problem
+from engine.core.stage_venues import (
+    StageVenueRefused,
+    allowed_modes,
+    check_stage_allows,
+    running_venue_refusal,
+    stage_venue_problem,
+)
 from engine.core.venue_settings import AlpacaMode, BinanceMode, VenueSettingsRefused
 
 LOCAL = "127.0.0.1:8765"
@@ -395,3 +401,13 @@ def test_a_refused_config_stops_a_headless_start_with_one_line(tmp_path: Path, c
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0] == f"configuration error: {cfg}: " + lines[0].split(f"{cfg}: ", 1)[1]
     assert expected in lines[0]
+
+
+def test_a_running_venue_the_new_stage_does_not_allow_is_named() -> None:
+    s = Settings()
+    assert running_venue_refusal(s, "testnet", "binance", "testnet") is None
+    assert running_venue_refusal(s, "live_micro", "binance", "testnet") == (
+        "the Live micro stage runs only live, but the engine is connected to binance in testnet mode: "
+        "restart on a venue the stage allows"
+    )
+    assert running_venue_refusal(s, "testnet", "alpaca", "live") is not None  # demoted with live money

@@ -76,3 +76,13 @@ def check_stage_allows(settings: Settings, stage: str, file: str = "<config>") -
     problem = stage_venue_problem(settings, stage)
     if problem is not None:
         raise StageVenueRefused(file, [problem])
+
+
+def running_venue_refusal(settings: Settings, stage: str, venue_name: str, mode: str) -> str | None:
+    """For an engine already running (after a promote or a demote): why `stage` does not allow the
+    venue it is connected to, or None. `mode` is the venue object's own mode ("testnet", "live"...)."""
+    allowed = allowed_modes(settings, stage)
+    if mode in allowed:
+        return None
+    return (f"the {_LABEL[stage]} stage runs only {', '.join(allowed) or 'nothing'}, but the engine is connected "
+            f"to {venue_name} in {mode} mode: restart on a venue the stage allows")  # fmt: skip
