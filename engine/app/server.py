@@ -115,7 +115,7 @@ class ControlServer:
         app.router.add_get(f"/{API_VERSION}/close-all/preview", self._preview)
         app.router.add_post(f"/{API_VERSION}/commands/{{name}}", self._command)
         app.router.add_get(f"/{API_VERSION}/stream", self._stream)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
@@ -142,7 +142,7 @@ class ControlServer:
     async def stop(self) -> None:
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
-                await ws.close(code=1001, message=b"engine shutting down")
+                await asyncio.wait_for(ws.close(code=1001, message=b"engine shutting down"), 1.0)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -295,4 +295,11 @@ def _arguments(method: Callable[..., Any], body: dict[str, Any]) -> dict[str, An
     for key in ("reason", "client_id", "symbol", "request_id"):
         if key in kwargs and not isinstance(kwargs[key], str):
             raise ValueError(f"{key} must be a string")
+    if "changes" in kwargs and not isinstance(kwargs["changes"], dict):
+        raise ValueError("changes must be an object of risk settings")
+    ids = kwargs.get("alert_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(a, str) for a in ids)):
+        raise ValueError("alert_ids must be a list of alert ids, or null for every unacknowledged alert")
+    if "pull_stops" in kwargs and not isinstance(kwargs["pull_stops"], bool):
+        raise ValueError("pull_stops must be true or false")
     return kwargs
