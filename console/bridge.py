@@ -4,8 +4,10 @@ The engine may publish thousands of market events a second; repainting on each
 would freeze the window. Bus handlers therefore only store the latest value per
 key (price per symbol, order per client id, position per symbol, latest equity
 and risk values), which costs a dict write, and a QTimer pushes the lot to the
-widgets. Alerts, state changes and progress are rare and urgent: they are
-emitted as Qt signals at once, inside the publishing call.
+widgets. Alerts, state changes and progress are rare and urgent: they leave at
+the next turn of the event loop (queued, in order), never inside the engine's call
+stack, so no dialog is built and no D-Bus message sent inside `submit_intent` or
+`alert()`, and a slow slot never delays the order path.
 """
 
 from __future__ import annotations
@@ -85,12 +87,13 @@ class EngineBridge(QObject):
             bus.subscribe(self._on_risk, RiskEvent),
             bus.subscribe(self._on_connection, ConnectionEvent),
             bus.subscribe(self._on_alert, AlertEvent),
-            bus.subscribe(self.alertAcknowledged.emit, AlertAcknowledged),
-            bus.subscribe(self.stateChanged.emit, StateChanged),
-            bus.subscribe(self.progressed.emit, ProgressEvent),
-            bus.subscribe(self.stageChanged.emit, StageEvent),
-            bus.subscribe(self.approvalChanged.emit, ApprovalEvent),
+            bus.subscribe(lambda ev: self._later(self.alertAcknowledged, ev), AlertAcknowledged),
+            bus.subscribe(lambda ev: self._later(self.stateChanged, ev), StateChanged),
+            bus.subscribe(lambda ev: self._later(self.progressed, ev), ProgressEvent),
+            bus.subscribe(lambda ev: self._later(self.stageChanged, ev), StageEvent),
+            bus.subscribe(lambda ev: self._later(self.approvalChanged, ev), ApprovalEvent),
         ]
+        self._urgent: list[tuple[Any, object]] = []
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -148,7 +151,18 @@ class EngineBridge(QObject):
     def _on_alert(self, ev: AlertEvent) -> None:
         if not ev.alert_id:
             ev = dataclasses.replace(ev, alert_id=f"ui-{next(self._alert_ids)}")
-        self.alertRaised.emit(ev)
+        self._later(self.alertRaised, ev)
+
+    def _later(self, signal: Any, ev: object) -> None:
+        """Queue an urgent signal for the next turn of the event loop, keeping the engine's order."""
+        if not self._urgent:
+            QTimer.singleShot(0, self._emit_urgent)
+        self._urgent.append((signal, ev))
+
+    def _emit_urgent(self) -> None:
+        pending, self._urgent = self._urgent, []
+        for signal, ev in pending:
+            signal.emit(ev)
 
     # ---- the flush -----------------------------------------------------------------------------
     def flush(self) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine.core.events import ProgressEvent
 from engine.core.model import ZERO, AlertLevel, Order, OrderIntent, OrderStatus, Side, TradingState
 from engine.oms.execution import RETRY_DELAYS_S
+from engine.persistence.errors import JournalWriteError
 from engine.venues.base import VenueError
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class BigButtons:
         self.e = engine
         self._stop_task: asyncio.Task[bool] | None = None
         self._close_task: asyncio.Task[dict[str, Any]] | None = None
+        self.last_halt_durable = True
 
     # --- emergency stop ---------------------------------------------------------------------
     def stop_in_progress(self) -> bool:
@@ -55,19 +57,25 @@ class BigButtons:
         self._stop_task = task
         return task
 
-    def _persist_halt(self, reason: str, operator: str, action: str, details: dict[str, Any]) -> None:
-        """The halt and its audit row are on disk before the command returns (not via the writer queue)."""
+    def _persist_halt(self, reason: str, operator: str, action: str, details: dict[str, Any]) -> bool:
+        """The halt and its audit row are on disk before the command returns (not via the writer queue).
+
+        On a full or read-only disk the halt still holds in memory and the stop still runs; the
+        operator is told at once that a restart would not know of it."""
         e = self.e
         details = {**details, "open_orders": e.book.working_count()}
-        now_write = getattr(e.journal, "write_state_now", None)
-        audit_now = getattr(e.journal, "audit_now", None)
-        if now_write is not None and audit_now is not None:
-            now_write("trading_state", TradingState.HALTED.value)
-            now_write("trading_state_reason", reason)
-            audit_now(e.clock.now(), operator, action, reason, details)
-        else:
-            e.audit(action, reason, details, operator)
-            e.journal.flush()
+        try:
+            e.journal.write_state_now("trading_state", TradingState.HALTED.value)
+            e.journal.write_state_now("trading_state_reason", reason)
+            e.journal.audit_now(e.clock.now(), operator, action, reason, details)
+        except JournalWriteError as exc:
+            self.last_halt_durable = False
+            e.alert(AlertLevel.EMERGENCY, "halt_not_durable",
+                    f"HALTED, but the halt is NOT on disk ({exc}): a restart now would not know of it. "
+                    "Free disk space; the journal retries.", key="halt_not_durable")  # fmt: skip
+            return False
+        self.last_halt_durable = True
+        return True
 
     def _protective(self, order: Order) -> bool:
         return order.role == "stop_loss" and order.reduce_only
@@ -112,7 +120,7 @@ class BigButtons:
             attempt += 1
         left = len(self._to_cancel(keep_protection))
         msg = (
-            f"working orders cancelled; venue confirms; {kept} resting stop legs kept"
+            f"working orders cancelled (venue confirms none open); {kept} resting stop legs kept"
             if ok
             else f"{left} orders may still be open at the venue"
         )

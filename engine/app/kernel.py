@@ -130,6 +130,9 @@ class Engine:
         venue.link_sink = self.health.link
         self.bus.subscribe(self._journal_alert, AlertEvent)
         data_dir = journal.path.parent
+        self._loop: asyncio.AbstractEventLoop | None = None
+        journal.on_failure(self._journal_failing)  # writer thread: hops to the loop
+        journal.on_recovery(self._journal_recovered)
         self.notifier = AlertDispatcher.from_settings(
             settings.alerts, self.bus, self.alert, lambda: _credential_store(data_dir)
         )  # webhooks, e-mail: queued, sent by its own tasks
@@ -175,6 +178,7 @@ class Engine:
     # --- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect, restore from the journal, warm the strategy up, start the streams."""
+        self._loop = asyncio.get_running_loop()
         await self.venue.connect()
         self.market.instruments.update(await self.venue.instruments())
         self.symbols = [s for s in self.symbols if s in self.market.instruments]
@@ -318,6 +322,8 @@ class Engine:
                     await asyncio.sleep(0)  # let submits started by this batch reach the venue
                 if self._simulated_time:
                     await self.timers.run_due()  # periodic work at simulated instants: deterministic
+                    if not self.journal.has_room:
+                        await self.journal.wait_for_room()  # a fast simulator never outruns the journal
                 if self._deadline is not None and self.clock.now().timestamp() >= self._deadline:
                     self.stopped.set()
                     return
@@ -558,6 +564,28 @@ class Engine:
         self.breakers.on_venue_error(self.clock.monotonic())
         if isinstance(exc, AuthenticationFailed):
             self.risk.set_state(TradingState.HALTED, f"venue authentication failed: {exc}", "system")
+
+    # --- the journal cannot fail silently -----------------------------------------------------------
+    def _journal_failing(self, reason: str) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._halt_for_journal, reason)
+
+    def _journal_recovered(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(
+                self.alert, AlertLevel.WARNING, "journal_recovered",
+                "The journal writes again; every held row was written. Trading stays HALTED until resumed.",
+                "journal",
+            )  # fmt: skip
+
+    def _halt_for_journal(self, reason: str) -> None:
+        """Trading without a record is trading blind: halt (operator commands keep working) and say why."""
+        self.risk.set_state(TradingState.HALTED, f"journal cannot write: {reason}", "system")
+        self.alert(AlertLevel.EMERGENCY, "journal_failed",
+                   f"JOURNAL FAILURE: {reason}. Trading HALTED; nothing is dropped, rows are held in memory "
+                   "and written when the disk allows.", key="journal")  # fmt: skip
 
     def _breaker_close_all(self, reason: str) -> None:
         self.buttons.close_all(reason, "breaker")

@@ -89,7 +89,10 @@ class OperatorAPI:
             already = e.stop_in_progress()
             e.emergency_stop(reason, self._operator(operator), pull_stops=pull_stops)
             msg = "halted; cancelling working orders" if not already else "halted; a stop is already in progress"
-            return CommandResult(True, msg, "emergency_stop", cid, {"state": e.risk.state.value})
+            durable = e.buttons.last_halt_durable
+            if not durable:
+                msg += " (WARNING: the halt could not be written to disk)"
+            return CommandResult(True, msg, "emergency_stop", cid, {"state": e.risk.state.value, "durable": durable})
 
         return self._once("emergency_stop", command_id, act)
 
