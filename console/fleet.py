@@ -107,7 +107,8 @@ class FleetWindow(QMainWindow):
         dlg = AttachDialog(self)
         dlg.endpointChosen.connect(lambda ep: self.attach(ep))
         self.attach_dialog = dlg
-        dlg.open()
+        dlg.setModal(False)
+        dlg.show()  # never open(): a window-modal dialog would stand between the operator and STOP ALL
 
     # ---- the strip ---------------------------------------------------------------------------------
     def rows(self) -> list[FleetRow]:
