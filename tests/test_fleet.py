@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 import qasync
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from console.fleet import FleetWindow
 from console.remote_client import ControlClient, Endpoint
-from engine.app.control_files import read_endpoint
+from engine.app.control_files import read_endpoint, token_path
 from engine.core.model import AlertLevel
 from engine.core.paths import AppPaths
 from widgets.theme import apply_theme
@@ -97,14 +98,21 @@ def test_fleet_shows_both_engines_stops_all_and_raises_the_dead_man_alarm(
         fleet = FleetWindow("alice", silent_after_s=2.0)
         fleet.show()
         try:
-            for ep in endpoints:
-                fleet.attach(ep)
+            fleet.attach(endpoints[0])
+            fleet.request_attach()  # File → Attach to engine…, as the operator does it
+            dlg = fleet.attach_dialog
+            assert dlg.isVisible() and dlg.windowModality() == Qt.WindowModality.NonModal
+            dlg.url.setText(endpoints[1].url)
+            dlg.token_file.setText(str(token_path(two_engines[1][1])))
+            dlg.try_accept()
+            assert not dlg.isVisible() and endpoints[1].url in fleet.engines
             cards = fleet.strip.cards
             await until(lambda: len(cards) == 2 and all(r.live and r.state == "ACTIVE" for r in fleet.rows()),
                         "both engines live and ACTIVE")  # fmt: skip
             await until(lambda: all(r.equity is not None for r in fleet.rows()), "equity on both cards")
             assert "TOTAL" in fleet.strip.total_label.text() and "2 engines" in fleet.strip.total_label.text()
 
+            fleet.request_attach()  # a dialog open changes nothing for STOP ALL
             fleet.strip.stop_all_button.click()
             assert set(fleet.acks.values()) == {"pending"}, "each engine's stop is pending until acknowledged"
             await until(lambda: set(fleet.acks.values()) == {"acknowledged"}, "both acknowledged")
@@ -113,6 +121,7 @@ def test_fleet_shows_both_engines_stops_all_and_raises_the_dead_man_alarm(
                     assert (await c.status())["state"] == "HALTED"
             await until(lambda: all(r.state == "HALTED" for r in fleet.rows()), "both cards HALTED")
             assert all("STOP ALL acknowledged" in card.text for card in cards.values())
+            fleet.attach_dialog.reject()
 
             window = fleet.open_engine_window(endpoints[0].url)  # one click from the strip
             assert window.isVisible() and not window.banner.isVisible()
