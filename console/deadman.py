@@ -54,7 +54,8 @@ class DeadManMonitor:
             silence = self.silence_of(engine)
             if silence >= self.silent_after_s and engine.url not in self.silent:
                 self.silent.add(engine.url)
-                text = (f"Engine {engine.name} ({engine.url}) silent for {silence:.0f} s (last heard "
+                who = engine.url if engine.name == engine.url else f"{engine.name} ({engine.url})"
+                text = (f"Engine {who} silent for {silence:.0f} s (last heard "
                         f"{engine.stale_since()}): it may have died; check the host")  # fmt: skip
                 ev = AlertEvent(now, AlertLevel.CRITICAL, "engine_silent", text, key=f"engine_silent:{engine.url}",
                                 alert_id=f"deadman-{engine.url}-{int(now.timestamp())}")  # fmt: skip
