@@ -215,3 +215,5 @@ def test_the_key_lives_in_a_private_file_where_no_keyring_runs(paths: AppPaths) 
         assert verify_journal(paths).ok
     finally:
         keyring.set_keyring(before)
+    write_rows(paths, 1, start=2)  # a keyring service runs now: the key made before is still found
+    assert verify_journal(paths).ok and "3 rows" in verify_journal(paths).message

@@ -63,6 +63,10 @@ def count(path: Path, table: str) -> int:
         conn.close()
 
 
+def _is_root() -> bool:
+    return getattr(os, "geteuid", lambda: -1)() == 0
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "journal.sqlite"
@@ -273,7 +277,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs, where this machine lets the tests mount one (root in a container)."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
+    if not _is_root() or shutil.which("mount") is None:
         pytest.skip("mounting a small filesystem needs root")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:

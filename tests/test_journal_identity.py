@@ -28,6 +28,10 @@ from tests.test_secrets import memory_keyring  # noqa: F401  (the fixture, used 
 pytestmark = pytest.mark.usefixtures("memory_keyring")  # never the operator's keyring
 
 
+def _is_root() -> bool:
+    return getattr(os, "geteuid", lambda: -1)() == 0
+
+
 @pytest.fixture
 def paths(tmp_path: Path) -> AppPaths:
     return AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "logs")
@@ -191,7 +195,7 @@ def test_a_truncated_journal_is_named_as_such(paths: AppPaths) -> None:
         Journal(paths.journal_file)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files anyway")
+@pytest.mark.skipif(_is_root(), reason="root writes read-only files anyway")
 def test_a_read_only_journal_file_or_folder_is_named_as_such(paths: AppPaths) -> None:
     first_run(paths)
     os.chmod(paths.journal_file, 0o400)
@@ -210,7 +214,7 @@ def test_a_read_only_journal_file_or_folder_is_named_as_such(paths: AppPaths) ->
 def read_only_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "ro"
     mount.mkdir()
-    if os.geteuid() != 0:
+    if not _is_root():
         pytest.skip("mounting needs root (the chmod test covers this case otherwise)")
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here")

@@ -433,6 +433,7 @@ class Journal(JournalReads):
             keeper.prepare(conn, audit_anchored_before=meta.get("audit_anchored") == "1")
             self.anchor_note = keeper.note
             if keeper.active:
-                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_anchored', '1')")
+                if meta.get("audit_anchored") != "1":  # not a write at every open (think of a full disk)
+                    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_anchored', '1')")
                 self._anchor = keeper
                 self._writer.set_anchor(keeper)

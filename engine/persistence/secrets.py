@@ -221,26 +221,24 @@ def load_audit_key(journal_id: str, key_dir: Path, *, create: bool) -> tuple[byt
     if not journal_id or not journal_id.isalnum():
         raise AuditKeyError(f"invalid journal id {journal_id!r}")
     name = _AUDIT_ENTRY.format(journal_id=journal_id)
-    if keyring_available():
-        try:
+    file = Path(key_dir) / f"{journal_id}.key"
+    use_keyring = keyring_available()
+    found, where = None, "keyring" if use_keyring else str(file)
+    try:  # both places: a key made where no keyring ran is still found once one runs, and back
+        if use_keyring:
             found = keyring.get_password(SERVICE, name)
-            if found is None and create:
-                keyring.set_password(SERVICE, name, _random.token_hex(32))
-                found = keyring.get_password(SERVICE, name)
-        except keyring.errors.KeyringError:
-            raise AuditKeyError(f"the keyring could not read or store the audit key of journal {journal_id}") from None
-        where = "keyring"
-    else:
-        file = Path(key_dir) / f"{journal_id}.key"
-        if not file.exists() and create:
-            write_private_file(file, _random.token_hex(32))
-        try:
-            found = file.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            found = None
-        except (OSError, ValueError):
-            raise AuditKeyError(f"the audit key file {file} is unreadable") from None
-        where = str(file)
+        if found is None and file.exists():
+            found, where = file.read_text(encoding="ascii").strip(), str(file)
+        if found is None and create:
+            found = _random.token_hex(32)
+            if use_keyring:
+                keyring.set_password(SERVICE, name, found)
+            else:
+                write_private_file(file, found)
+    except keyring.errors.KeyringError:
+        raise AuditKeyError(f"the keyring could not read or store the audit key of journal {journal_id}") from None
+    except (OSError, ValueError):
+        raise AuditKeyError(f"the audit key file {file} is unreadable") from None
     if found is None:
         raise AuditKeyError(
             f"the audit key of journal {journal_id} is missing ({where}): the keyed audit chain cannot be "
