@@ -155,3 +155,37 @@ def test_a_headless_engine_serves_by_default_and_halts_from_the_command_line(tmp
     assert proc.returncode == 0, err
     assert "control API on http://127.0.0.1:" in out
     assert not endpoint_path(paths).exists(), "a stopped engine removes its endpoint file"
+
+
+def _serve_headless(home: Path) -> tuple[subprocess.Popen[str], AppPaths]:
+    proc = subprocess.Popen([sys.executable, "-m", "console", "--headless", "--speed", "20"], env=env_for(home),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    paths = AppPaths(home / "config", home / "data", home / "logs")
+    deadline = time.monotonic() + 60
+    while (read_endpoint(paths) or {}).get("pid") != proc.pid:  # a killed engine's file may still be there
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the headless engine never served"
+        time.sleep(0.1)
+    return proc, paths
+
+
+def test_a_halt_survives_a_sigkill_right_after_the_command_returns(tmp_path: Path) -> None:
+    proc, _paths = _serve_headless(tmp_path)
+    try:
+        halt = subprocess.run([sys.executable, "-m", "console", "halt", "--reason", "then the host dies"],
+                              env=env_for(tmp_path), capture_output=True, text=True, timeout=60)  # fmt: skip
+        proc.kill()  # SIGKILL the moment the acknowledgement is in: no shutdown, no flush
+        proc.wait(timeout=30)
+        assert halt.returncode == 0, halt.stderr
+        dead = subprocess.run([sys.executable, "-m", "console", "status"], env=env_for(tmp_path),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert dead.returncode == 3 and "cannot reach" in dead.stderr
+        proc, _paths = _serve_headless(tmp_path)
+        status = subprocess.run([sys.executable, "-m", "console", "status", "--json"], env=env_for(tmp_path),
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["state"] == "HALTED", "the acknowledged halt was durable"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
