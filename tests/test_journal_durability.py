@@ -343,3 +343,38 @@ def test_the_later_write_wins_between_two_processes_sharing_the_journal(path: Pa
             assert command_line.flush() and engine.get_state("k") == "cli"
             engine.set_state("k", "engine-2")
             assert engine.flush() and command_line.get_state("k") == "engine-2"
+
+
+def test_the_halt_survives_sigkill_right_after_write_state_now_returns(path: Path) -> None:
+    """Killed at the worst moment: the halt and its audit row were committed before the call returned."""
+    import signal
+    import sys
+
+    from engine.persistence.audit import verify_audit
+
+    script = (
+        "import sys, time\n"
+        "from datetime import UTC, datetime\n"
+        "from decimal import Decimal\n"
+        "from engine.persistence.journal import Journal\n"
+        "j = Journal(sys.argv[1])\n"
+        "now = datetime.now(UTC)\n"
+        "for i in range(5000):\n"
+        "    j.record_equity(now, *([Decimal(i)] * 5))  # a backlog still queued\n"
+        "j.write_state_now('trading_state', 'halted')\n"
+        "j.audit_now(now, 'alice', 'emergency_stop', 'F12')\n"
+        "print('returned', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    path.parent.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "returned"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    with Journal(path) as j:
+        assert j.get_state("trading_state") == "halted"
+        assert [r["action"] for r in j.audit_rows()] == ["emergency_stop"]
+    assert verify_audit(path).ok
