@@ -250,6 +250,8 @@ def add_top_level_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--control-key", type=Path, help="server key")
     g.add_argument("--control-ca", type=Path, help="the CA whose client certificates may connect")
     g.add_argument("--heartbeat-url", help="dead-man ping URL (healthchecks-style), pinged while the engine runs")
+    g.add_argument("--heartbeat-secret", metavar="NAME",
+                   help="the same URL from the keyring (`trading-console secrets set NAME`), unseen by ps")  # fmt: skip
     g.add_argument("--heartbeat-every", type=float, default=60.0, metavar="SECONDS", help="ping interval (60)")
     a = p.add_argument_group("attach the window to running engines instead of embedding one")
     a.add_argument("--attach", metavar="URL", action="append",
@@ -268,7 +270,7 @@ def control_options_from(args: argparse.Namespace) -> Any:
     return ControlOptions(
         enabled=not args.no_control, host=args.control_host, port=args.control_port, cert=args.control_cert,
         key=args.control_key, ca=args.control_ca, heartbeat_url=args.heartbeat_url,
-        heartbeat_every_s=args.heartbeat_every,
+        heartbeat_secret=args.heartbeat_secret, heartbeat_every_s=args.heartbeat_every,
     )  # fmt: skip
 
 

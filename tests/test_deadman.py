@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from console.remote_client import Endpoint
@@ -23,6 +24,7 @@ from engine.core.model import TradingState
 from engine.core.paths import AppPaths
 from tests.engine_rig import make_engine, started, stop, until
 from tests.fakes.webhook_receiver import Receiver
+from tests.test_secrets import memory_keyring  # noqa: F401  (the fixture: never the operator's keyring)
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -77,6 +79,25 @@ def test_the_engine_pings_its_heartbeat_url_with_its_status(tmp_path: Path) -> N
             sent = len(hc.pings)
             await asyncio.sleep(0.2)
             assert len(hc.pings) == sent, "a stopped engine stops pinging: that silence is the alarm"
+        await stop(engine)
+
+    run(scenario())
+
+
+@pytest.mark.usefixtures("memory_keyring")
+def test_the_heartbeat_url_can_come_from_the_credential_store(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        from engine.alerts.notify.named_secrets import store_named_secret
+        from engine.persistence.secrets import CredentialStore
+
+        paths = AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "logs").ensure()
+        engine = await started(make_engine(paths.data_dir))
+        async with PingReceiver() as hc:
+            store_named_secret(CredentialStore(paths.data_dir), "hc-ping", hc.url)
+            opts = ControlOptions(enabled=False, heartbeat_secret="hc-ping", heartbeat_every_s=0.05)
+            runtime = await start_control(engine, paths, opts)
+            await until(lambda: len(hc.pings) >= 2, what="pings to the stored URL")
+            await runtime.stop()
         await stop(engine)
 
     run(scenario())

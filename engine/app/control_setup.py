@@ -34,6 +34,7 @@ class ControlOptions:
     key: Path | None = None
     ca: Path | None = None
     heartbeat_url: str | None = None
+    heartbeat_secret: str | None = None  # keyring name of the URL (it embeds the check's secret)
     heartbeat_every_s: float = 60.0
 
 
@@ -54,10 +55,13 @@ async def start_control(engine: Engine, paths: AppPaths, opts: ControlOptions) -
     runtime = ControlRuntime()
     if opts.enabled:
         runtime.server = await _serve(engine, paths, opts)
-    if opts.heartbeat_url:
+    url = opts.heartbeat_url
+    if opts.heartbeat_secret and not url:
+        url = await _secret_url(opts.heartbeat_secret, paths)
+    if url:
         try:
             pinger = HeartbeatPinger(
-                opts.heartbeat_url, opts.heartbeat_every_s, status=lambda: engine_status(engine),
+                url, opts.heartbeat_every_s, status=lambda: engine_status(engine),
                 warn=lambda msg: engine.alert(AlertLevel.WARNING, "heartbeat_failing", msg, key="heartbeat_failing"),
             )  # fmt: skip
         except ValueError as exc:
@@ -66,6 +70,19 @@ async def start_control(engine: Engine, paths: AppPaths, opts: ControlOptions) -
         pinger.start()
         runtime.heartbeat = pinger
     return runtime
+
+
+async def _secret_url(name: str, paths: AppPaths) -> str:
+    """The heartbeat URL from the credential store (or TRADING_CONSOLE_SECRET_<NAME>), off the loop."""
+    import asyncio
+
+    from engine.alerts.notify.named_secrets import SecretUnavailable, resolve_named_secret
+    from engine.persistence.secrets import CredentialStore
+
+    try:
+        return await asyncio.to_thread(resolve_named_secret, name, lambda: CredentialStore(paths.data_dir))
+    except SecretUnavailable as exc:
+        raise ControlServerError(f"heartbeat: {exc}") from None
 
 
 async def _serve(engine: Engine, paths: AppPaths, opts: ControlOptions) -> ControlServer:
