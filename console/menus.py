@@ -30,15 +30,8 @@ from widgets.theme import resources_dir
 if TYPE_CHECKING:
     from console.main_window import MainWindow
 
-ATTACH_TOOLTIP = ("Watch and command engines that run elsewhere (headless, on a server): the window starts "
-                  "attached with trading-console --attach URL")
-ATTACH_HELP = (
-    "This window embeds its own engine. To watch and command engines that run elsewhere through their "
-    "control server, start the console attached to them:\n\n"
-    "    trading-console --attach http://127.0.0.1:8765\n\n"
-    "(repeat --attach for several engines; --attach-token-file, --attach-cert, --attach-key and --attach-ca "
-    "for token or mutual-TLS access). `trading-console status` finds an engine running on this machine."
-)
+# Disabled until console.fleet wires it (connect_attach_action enables it and opens the fleet window).
+ATTACH_TOOLTIP = "Attach this window to an engine running elsewhere: coming with the control server"
 
 
 def app_version() -> str:
@@ -64,8 +57,8 @@ def build_file_and_help_menus(window: MainWindow) -> None:
     window.file_menu = file_menu  # type: ignore[attr-defined]
 
     attach = QAction("Attach to engine…", window)
+    attach.setEnabled(False)
     attach.setToolTip(ATTACH_TOOLTIP)
-    attach.triggered.connect(lambda: _message(window, "Attach to an engine", ATTACH_HELP))
     attach.setStatusTip(ATTACH_TOOLTIP)
     file_menu.addAction(attach)
     file_menu.setToolTipsVisible(True)

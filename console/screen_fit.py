@@ -13,7 +13,7 @@ from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QWidget
 
-PREFERRED_SIZE = (1600, 1000)  # on a big screen; smaller screens get what they have
+PREFERRED_SIZE = (2560, 1440)  # up to a big screen's worth; smaller screens get what they have
 FRAME_ALLOWANCE = (16, 48)  # a window manager's borders and title bar, before the frame is known
 
 

@@ -458,3 +458,33 @@ def test_demo_renders_a_png(tmp_path):
     assert proc.returncode == 0, proc.stderr
     img = QImage(str(out))
     assert img.width() >= 1000 and img.height() >= 600
+
+
+def test_axes_show_plain_values_without_si_scaling(qtbot):
+    # P&L in the thousands used to read "Daily P&L (x0.001)" with ticks "23.000 24.000"
+    chart = EquityChart()
+    qtbot.addWidget(chart)
+    chart.resize(700, 400)
+    chart.show()
+    chart.set_daily_pnl([(date(2026, 1, d), 21_000.0 + 1_000 * d) for d in range(1, 6)])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(50):
+        chart.append(start + timedelta(hours=i), 1_000_000.0 + 500 * i)
+    chart.flush()
+    qtbot.wait(50)
+    for plot in (chart.equity_plot, chart.pnl_plot):
+        axis = plot.getAxis("left")
+        assert "(x" not in axis.labelString() and axis.autoSIPrefixScale == 1.0
+    ticks = chart.pnl_plot.getAxis("left").tickStrings([23_000.0, 24_000.0], 1.0, 1_000.0)
+    assert ticks == ["23,000", "24,000"]
+
+
+def test_axis_titles_give_way_on_a_short_chart(qtbot):
+    chart = EquityChart()
+    qtbot.addWidget(chart)
+    chart.resize(600, 160)  # a 720p screen: the two vertical titles would run into each other
+    chart.show()
+    qtbot.waitUntil(lambda: not chart.equity_plot.getAxis("left").label.isVisible())
+    chart.resize(600, 700)
+    qtbot.waitUntil(lambda: chart.equity_plot.getAxis("left").label.isVisible())
+    assert chart.pnl_plot.getAxis("left").label.isVisible()

@@ -52,8 +52,7 @@ class ElidedLabel(QLabel):
         return QSize(fm.horizontalAdvance("M" * self._min_chars), super().minimumSizeHint().height())
 
     def sizeHint(self) -> QSize:
-        hint = super().sizeHint()
-        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 8, hint.height())
+        return super().sizeHint()  # QLabel's hint for the full text, style margins included
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)

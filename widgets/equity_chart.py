@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtGui import QColor, QPalette, QShowEvent
+from PySide6.QtGui import QColor, QFontMetrics, QPalette, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from widgets.format import MINUS, fmt_money, fmt_pct
@@ -339,6 +339,19 @@ class EquityChart(QWidget):
         super().showEvent(event)
         if self._fill_stale:
             self._fill_timer.start()
+        QTimer.singleShot(0, self._fit_axis_labels)  # once pyqtgraph has laid its plots out
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit_axis_labels)
+
+    def _fit_axis_labels(self) -> None:
+        """A vertical axis title longer than its plot is tall would run into the next one: hide it then
+        (the dock's title names both plots)."""
+        fm = QFontMetrics(self.font())
+        for plot, text in ((self.equity_plot, "Equity"), (self.pnl_plot, "Daily P&L")):
+            tall_enough = plot.getViewBox().height() >= fm.horizontalAdvance(text) + 12
+            plot.getAxis("left").showLabel(tall_enough)
 
     def equity_data(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the times (epoch s) and equity values held by the chart."""

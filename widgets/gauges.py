@@ -175,10 +175,14 @@ class RiskGauge(QWidget):
         p.drawText(QRectF(m, 2, w - 3 * m - word_w, lh), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                    fm.elidedText(label, Qt.TextElideMode.ElideRight, int(w - 3 * m - word_w)))  # fmt: skip
 
-        # second line, big: actual / limit
+        # second line, big: actual / limit, in a smaller size rather than cut where the gauge is narrow
+        value = self.value_text()
+        base = self.font().pointSizeF()
+        while big_font.pointSizeF() > base and QFontMetrics(big_font).horizontalAdvance(value) > w - 2 * m:
+            big_font.setPointSizeF(big_font.pointSizeF() - 0.5)
         p.setFont(big_font)
-        bh = p.fontMetrics().height()
-        text = p.fontMetrics().elidedText(self.value_text(), Qt.TextElideMode.ElideMiddle, int(w - 2 * m))
+        bh = QFontMetrics(self._fonts()[1]).height()  # the line keeps its height whatever the size
+        text = p.fontMetrics().elidedText(value, Qt.TextElideMode.ElideMiddle, int(w - 2 * m))
         p.drawText(QRectF(m, 2 + lh, w - 2 * m, bh), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
 
         # the bar: filled to value / limit, a tick where amber starts
@@ -266,7 +270,9 @@ class GaugePanel(QWidget):
             self._grid.addWidget(gauge, i // columns, i % columns)
         for c in range(self._max_columns):
             self._grid.setColumnStretch(c, 1 if c < columns else 0)
-        self.updateGeometry()  # the height follows the number of rows
+        # the height follows the rows; explicit, so a scroller around the panel scrolls instead of squeezing
+        self.setMinimumHeight(self._rows_height())
+        self.updateGeometry()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
