@@ -32,6 +32,7 @@ from console.performance_dock import PerformanceDock
 from console.screen_fit import DockAutoSizer, fit_to_screen, scrolling
 from engine.activation.stages import STAGE_LABELS
 from engine.core.model import AlertLevel, Fill, MarketTick, Order, Position, RuleValue
+from widgets import format as fmt
 from widgets.alert_feed import AlertFeed
 from widgets.approval_dialog import ApprovalsPanel
 from widgets.big_buttons import BigButtons
@@ -406,6 +407,7 @@ class MainWindow(QMainWindow):
         for sym, tick in prices.items():
             chart.append_price(sym, tick.ts, float(tick.last))
         if chart.symbol() is None and prices:
+            fmt.register_instruments(self.engine.instruments)  # prices and sizes in each instrument's precision
             self.select_symbol(next(iter(prices)))
         pf = self.engine.portfolio  # the equity figure follows the market, not the 5 s samples
         self.top_bar.set_equity(pf.equity)

@@ -52,3 +52,13 @@ def test_axis_ticks_have_separators_and_no_scaling_artefacts() -> None:
     assert axis_tick_strings([23000.0, 24000.0], 1000.0) == ["23,000", "24,000"]
     assert axis_tick_strings([-20.0, 0.0, 20.0], 10.0) == ["−20", "0", "20"]
     assert axis_tick_strings([0.5, 1.0], 0.5) == ["0.5", "1.0"]
+
+
+def test_instruments_register_from_the_venues_tick_and_lot_sizes() -> None:
+    class Ins:
+        tick_size = Decimal("0.01")
+        lot_size = Decimal("0.00001")
+
+    assert fmt.register_instruments({"ETH/USDT": Ins()}) == 1
+    assert fmt.fmt_price(3001.123456, symbol="ETH/USDT") == "3,001.12"
+    assert fmt.fmt_instrument_qty(Decimal("8.330312345"), "ETH/USDT") == "8.33031"

@@ -9,8 +9,10 @@ None (or anything unparseable) formats as an em dash.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 MINUS = "−"
 EMPTY = "—"
@@ -100,11 +102,15 @@ def price_decimals(value: Decimal) -> int:
     return min(10, max(4, -a.adjusted() + 4))
 
 
-def fmt_price(value: object, *, decimals: int | None = None) -> str:
-    """Decimal prices keep their own precision (tick-size aware); floats get magnitude-based decimals."""
+def fmt_price(value: object, *, decimals: int | None = None, symbol: str | None = None) -> str:
+    """Decimal prices keep their own precision (tick-size aware); floats get magnitude-based decimals.
+
+    With `symbol`, a registered instrument's tick decimals win (see register_instrument)."""
     d = to_decimal(value)
     if d is None:
         return EMPTY
+    if decimals is None and symbol is not None:
+        decimals = _PRICE_DECIMALS.get(symbol)
     if decimals is None:
         decimals = price_decimals(d)
         exp = d.as_tuple().exponent
@@ -261,3 +267,12 @@ def fmt_instrument_qty(value: object, symbol: str | None, *, signed: bool = Fals
     """A quantity with at most its instrument's step decimals ("0.015 BTC" never "0.01500000")."""
     decimals = _QTY_DECIMALS.get(symbol or "", 8)
     return fmt_qty(value, signed=signed, max_decimals=decimals)
+
+
+def register_instruments(instruments: Mapping[str, Any]) -> int:
+    """Register every instrument a venue lists (objects with tick_size and lot_size); returns how many."""
+    for symbol, ins in instruments.items():
+        tick, lot = getattr(ins, "tick_size", None), getattr(ins, "lot_size", None)
+        register_instrument(symbol, price_decimals=None if tick is None else decimals_of_step(tick),
+                            qty_decimals=None if lot is None else decimals_of_step(lot))  # fmt: skip
+    return len(instruments)

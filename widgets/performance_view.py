@@ -252,7 +252,7 @@ class PerformanceView(QWidget):
         label = dict(PERIODS)[self._period]
         when = f"  as of {fmt.fmt_time(as_of, with_date=True)} UTC" if as_of else ""
         if r:
-            trades = f"{r['trades']:,} trades" if r.get("trades") else "no closed trades yet"
+            trades = fmt.fmt_count(r["trades"], "trade") if r.get("trades") else "no closed trades yet"
             self.status.setText(f"{label}: {trades}{when}")
 
     def set_trades(self, trades: Sequence[ClosedTrade]) -> None:

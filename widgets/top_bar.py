@@ -156,7 +156,7 @@ class TopBar(QWidget):
         self.pnl_label.setProperty("role", "figure")
         self.pnl_label.setProperty("tone", "flat")
         self.pnl_label.setAlignment(right | Qt.AlignmentFlag.AlignVCenter)
-        self.pnl_label.setToolTip("Today's profit or loss (UTC day), realised plus Unrealised")
+        self.pnl_label.setToolTip("Today's profit or loss (UTC day), realised plus unrealised")
         for figure in (self.badge, self.equity_label, self.pnl_label):  # these never shrink below their text
             figure.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
 
