@@ -119,11 +119,15 @@ def test_price_collar(price: str, ok: bool) -> None:
 
 
 def test_order_rate_per_second() -> None:
+    """The window counts orders sent (any kind, stop legs too); new entries are refused when it is full."""
     r = make(max_orders_per_second=3)
     for t in (1000.0, 1000.1, 1000.2):
         assert r.check(ci(buy(qty="1"), now=t)).approved
+        r.note_sent(t)
     assert r.check(ci(buy(qty="1"), now=1000.3)).code == "order_rate"  # 4th inside one second
+    assert r.wait_for_rate(1000.3) > 0  # a protective order waits for a slot instead
     assert r.check(ci(buy(qty="1"), now=1001.05)).approved  # the first left the window
+    assert r.wait_for_rate(1001.05) == 0
 
 
 def test_allow_list() -> None:

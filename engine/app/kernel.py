@@ -56,6 +56,7 @@ from engine.oms.protection import Links, Protection
 from engine.oms.reconcile import Reconciler
 from engine.persistence.journal import Journal
 from engine.risk.breakers import Breakers
+from engine.risk.reject_breaker import RejectBreaker, halt_with
 from engine.risk.risk_engine import RiskEngine
 from engine.strategies.base import Strategy
 from engine.venues.base import AuthenticationFailed, Venue
@@ -101,6 +102,11 @@ class Engine:
             market=self.market, journal=journal, bus=self.bus, apply_update=self.apply_update,
             venue_failure=self.venue_failure, new_positions_today=lambda: self.day.new_positions,
         )  # fmt: skip
+        self.reject_breaker = RejectBreaker(
+            lambda: self.settings.risk.max_rejections, lambda: self.settings.risk.rejection_window_s,
+            clock.monotonic, halt_with(self.risk.set_state), self.alert_center.raise_alert,
+        )  # fmt: skip
+        self.execution.on_rejected = self._on_rejected
         self.protection = Protection(
             Links(
                 orders=lambda: self.execution, book=lambda: self.book, holdings=lambda: self.portfolio,
@@ -125,6 +131,7 @@ class Engine:
         self.market_events = 0
         self.connected = False
         self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
         self._simulated_time = isinstance(clock, SimClock)
         self.health = ConnectionHealth(self)  # links up or down; a lost one is a journaled incident
         venue.link_sink = self.health.link
@@ -442,7 +449,10 @@ class Engine:
             if order.role == "entry" and order.filled_qty > 0 and self.book.all_fills_booked(order.client_id):
                 self.protection.on_entry_done(order)  # only once every fill of the entry is booked
             elif order.role == "exit" and order.filled_qty < order.qty and res.changed:
-                self.protection.rearm(order.symbol)
+                if order.status is OrderStatus.REJECTED:
+                    self.protection.exit_refused(order.symbol)
+                else:
+                    self.protection.rearm(order.symbol)
         return order
 
     def _book_fill(self, fill: Fill, order: Order) -> None:
@@ -564,6 +574,18 @@ class Engine:
         self.breakers.on_venue_error(self.clock.monotonic())
         if isinstance(exc, AuthenticationFailed):
             self.risk.set_state(TradingState.HALTED, f"venue authentication failed: {exc}", "system")
+
+    def _on_rejected(self, order: Order) -> None:
+        """Every refusal counts toward the reject breaker; a refused reducing order means the book and
+        the venue may disagree (coins moved by hand): reconcile that, never just retry."""
+        self.reject_breaker.on_rejected(order)
+        if order.reduce_only and self.reconciler is not None and self.reconciler.enabled:
+            self._spawn(self.reconciler.run("rejected_exit"))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- the journal cannot fail silently -----------------------------------------------------------
     def _journal_failing(self, reason: str) -> None:

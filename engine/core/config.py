@@ -77,6 +77,8 @@ class RiskConfig(_Section):
     stale_data_s: Positive = 30.0
     venue_error_burst: PositiveInt = 5
     venue_error_window_s: Positive = 60.0
+    max_rejections: PositiveInt = 5  # venue refusals within rejection_window_s that halt trading
+    rejection_window_s: Positive = 30.0
     max_volatility: Positive = 0.05  # realised, per hour, as a fraction
     volatility_window_s: Positive = 900.0
     symbol_allowlist: AllowList = Field(default_factory=list)  # empty: every symbol of the venue

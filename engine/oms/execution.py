@@ -212,6 +212,9 @@ class Execution:
             if refusal is not None:
                 self.finish_locally(order, OrderStatus.CANCELED, refusal)
                 return None
+        if not await self._pace(order, bypass_state):
+            return None
+        self.risk.note_sent(self.clock.monotonic())
         try:
             reply = await self.venue.place(order)
         except OrderTypeUnsupported as exc:
@@ -226,6 +229,17 @@ class Execution:
             return None
         ack, fills = _split_reply(reply)
         return self._apply(ack, fills)  # a reply that carries fills books them; the stream dedupes
+
+    async def _pace(self, order: Order, bypass_state: bool) -> bool:
+        """Every order passes the order-rate limit, stop legs and flattens too: they wait for a slot
+        rather than storm the venue. After each wait the state gate is asked again."""
+        while (wait := self.risk.wait_for_rate(self.clock.monotonic())) > 0:
+            await asyncio.sleep(min(wait, 0.25))
+            refusal = self._gate(order, bypass_state)
+            if refusal is not None:
+                self.finish_locally(order, OrderStatus.CANCELED, refusal)
+                return False
+        return True
 
     def finish_locally(self, order: Order, status: OrderStatus, reason: str) -> Order:
         done = order.evolve(status=status, reason=reason, updated_at=self.clock.now())

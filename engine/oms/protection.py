@@ -26,7 +26,6 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from engine.core.clock import Clock
-from engine.oms.execution import UNSUPPORTED_TYPE
 from engine.core.model import (
     AlertLevel,
     MarketTick,
@@ -38,6 +37,7 @@ from engine.core.model import (
     ProtectionStatus,
     Side,
 )
+from engine.oms.execution import UNSUPPORTED_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class _Plan:
     watched: bool = False  # the engine watches the stop level (the venue took no stop order)
     tried: list[str] = field(default_factory=list)  # stop order types the venue refused
     refusals: int = 0  # other refusals of the current leg in a row
+    exit_refusals: int = 0  # protective exits refused in a row: each waits longer before the next
+    quiet_until: float = 0.0  # monotonic time before which no protective exit is tried again
 
 
 @dataclass(slots=True)
@@ -126,7 +128,7 @@ class Protection:
         self._planned[entry_client_id] = intent
 
     def restore(self, symbol: str, data: dict[str, Any]) -> None:
-        known = {k: v for k, v in data.items() if k in _Plan.__slots__}  # type: ignore[attr-defined]
+        known = {k: v for k, v in data.items() if k in _Plan.__slots__ and k != "quiet_until"}  # type: ignore[attr-defined]
         self._plans[symbol] = _Plan(**known)
         self._push(symbol)
 
@@ -233,6 +235,15 @@ class Protection:
         self._push(symbol)
         self._save(symbol)
 
+    def exit_refused(self, symbol: str) -> None:
+        """A protective exit was refused: back off (1 s, 2 s, 4 s ... 60 s) before trying again."""
+        plan = self._plans.get(symbol)
+        if plan is None:
+            return
+        plan.exit_refusals += 1
+        plan.quiet_until = self.clock.monotonic() + min(60.0, 2.0 ** (plan.exit_refusals - 1))
+        self.rearm(symbol)
+
     def rearm(self, symbol: str) -> None:
         """An exit failed and the position is still open: put the stop back."""
         plan = self._plans.get(symbol)
@@ -276,8 +287,9 @@ class Protection:
         if not self._plans:
             return
         holdings = self.links.holdings()
+        mono = self.clock.monotonic()
         for symbol, plan in self._plans.items():
-            if plan.exiting:
+            if plan.exiting or mono < plan.quiet_until:
                 continue
             tick = self.links.ticks.get(symbol)
             pos_qty = holdings.qty(symbol)

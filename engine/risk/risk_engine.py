@@ -126,9 +126,10 @@ class RiskEngine:
         reduces = not increases and not (intent.qty is not None and intent.qty > abs(ci.position_qty))
         passed: list[str] = []
 
-        # state: HALTED blocks everything new; REDUCING lets only shrinking orders through
+        # state: HALTED blocks all new risk, yet a reduce-only order that shrinks a position (a protective
+        # exit, a stop leg) passes; REDUCING lets only shrinking orders through
         if not ci.bypass_state:
-            if self.state is TradingState.HALTED:
+            if self.state is TradingState.HALTED and not (intent.reduce_only and reduces):
                 return self._deny(ci, "halted", f"trading is HALTED ({self.state_reason})")
             if self.state is TradingState.REDUCING and not reduces:
                 return self._deny(
@@ -250,7 +251,6 @@ class RiskEngine:
             return self._deny(ci, "precision", problem)
         passed.append("precision")
 
-        times.append(ci.now)
         return Decision(True, qty, "ok", "", price, tuple(passed))
 
     def _reference_price(self, ci: CheckInput) -> Decimal | None:
@@ -265,6 +265,19 @@ class RiskEngine:
     @staticmethod
     def _deny(ci: CheckInput, code: str, message: str) -> Decision:
         return Decision(False, ZERO, code, message)
+
+    def note_sent(self, now: float) -> None:
+        """An order left for the venue (any order: entries, exits, stop legs, flattens)."""
+        self._order_times.append(now)
+
+    def wait_for_rate(self, now: float) -> float:
+        """Seconds until one more order fits in the order-rate window (0: it fits now)."""
+        times = self._order_times
+        while times and times[0] <= now - 1.0:
+            times.popleft()
+        if len(times) < self.cfg.max_orders_per_second:
+            return 0.0
+        return max(0.001, times[0] + 1.0 - now)
 
     def orders_last_second(self, now: float) -> int:
         return sum(1 for t in self._order_times if t > now - 1.0)
