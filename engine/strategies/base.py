@@ -22,7 +22,7 @@ class StrategyContext(Protocol):
 
     def instrument(self, symbol: str) -> Instrument: ...
 
-    def submit_intent(self, intent: OrderIntent) -> None: ...
+    def submit_intent(self, intent: OrderIntent) -> Order | None: ...  # None: refused before the venue
 
 
 class _BarBuilder:
