@@ -90,16 +90,20 @@ def test_round_trip(tmp_path: Path) -> None:
 
 # --- finite numbers everywhere ---------------------------------------------------------------
 
-def _float_fields(model: type[BaseModel], path: str = "") -> Iterator[str]:
-    """Every float (or Decimal) field of the settings tree, nested sections and lists of sections included."""
+def _fields(model: type[BaseModel], kinds: tuple[str, ...], path: str = "") -> Iterator[str]:
+    """Every field of these kinds in the settings tree, nested sections and lists of sections included."""
     for name, field in model.model_fields.items():
         ann = field.annotation
         is_list = typing.get_origin(ann) is list
         sub = [a for a in (ann, *typing.get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)]
         if sub:
-            yield from _float_fields(sub[0], f"{path}{name}.{'0.' if is_list else ''}")
-        elif "float" in repr(ann) or "Decimal" in repr(ann):
+            yield from _fields(sub[0], kinds, f"{path}{name}.{'0.' if is_list else ''}")
+        elif any(kind in repr(ann) for kind in kinds):
             yield path + name
+
+
+def _float_fields(model: type[BaseModel]) -> Iterator[str]:
+    return _fields(model, ("float", "Decimal"))
 
 
 # what a section needs besides the field under test
@@ -136,6 +140,17 @@ def test_nan_and_inf_are_refused_by_name_everywhere(path: str, bad: Any) -> None
     assert exc.file == "cfg.toml" and exc.field.startswith(path), str(exc)
     assert "finite" in exc.rule or "positive, finite" in exc.rule, str(exc)
     assert "\n" not in str(exc)
+
+
+EVERY_INT = sorted(set(_fields(Settings, ("int",))) - set(EVERY_FLOAT))
+
+
+@pytest.mark.parametrize("path", EVERY_INT)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_whole_number_fields_refuse_nan_and_inf_too(path: str, bad: float) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(_nested(path, bad), "cfg.toml")
+    assert err.value.field == path and "finite" in err.value.rule, str(err.value)
 
 
 def test_toml_nan_and_inf_literals_are_refused_with_file_field_value_and_rule(tmp_path: Path) -> None:

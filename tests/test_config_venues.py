@@ -411,3 +411,13 @@ def test_a_running_venue_the_new_stage_does_not_allow_is_named() -> None:
         "restart on a venue the stage allows"
     )
     assert running_venue_refusal(s, "testnet", "alpaca", "live") is not None  # demoted with live money
+
+
+def test_the_stage_ceiling_knows_every_stage_of_the_activation_ladder() -> None:
+    import typing
+
+    from engine.activation.stages import STAGES
+    from engine.core.config import StageName
+    from engine.core.stage_venues import STAGE_CEILING
+
+    assert tuple(STAGE_CEILING) == STAGES == typing.get_args(StageName)
