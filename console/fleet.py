@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ from widgets.fleet_strip import FleetRow, FleetStrip
 if TYPE_CHECKING:
     from engine.core.config import Settings
     from engine.core.paths import AppPaths
+
+log = logging.getLogger(__name__)
 
 STOP_ALL_REASON = "STOP ALL pressed in the fleet console"
 STOP_ALL_DEADLINE_S = 30.0  # keep resending (same command id) this long before calling it failed
@@ -202,6 +205,16 @@ def connect_attach_action(window: Any) -> None:
     action.triggered.connect(attach)
 
 
+def _install_keyboard_stop(app: Any, fleet: FleetWindow) -> None:
+    """F12 / Ctrl+Shift+X anywhere in a fleet-only process is STOP ALL (the embedded console keeps its own)."""
+    try:
+        from console.stop_guard import StopGuard
+    except ImportError:  # pragma: no cover - a build without the guard: the button still works
+        log.warning("no keyboard emergency stop in the fleet window: console.stop_guard is missing")
+        return
+    fleet.stop_guard = StopGuard.install(app, lambda _source: fleet.stop_all(), fleet)  # type: ignore[attr-defined]
+
+
 def run_fleet_gui(args: argparse.Namespace, paths: AppPaths, settings: Settings) -> int:
     """`trading-console --attach URL ...`: the fleet window over engines this process did not start."""
     import sys
@@ -230,6 +243,7 @@ def run_fleet_gui(args: argparse.Namespace, paths: AppPaths, settings: Settings)
         fleet.deadman.silent_after_s = args.silent_after
         for ep in endpoints:
             fleet.attach(ep)
+        _install_keyboard_stop(app, fleet)
         fleet.show()
         if len(endpoints) == 1:
             fleet.open_engine_window(endpoints[0].url)
