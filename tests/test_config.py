@@ -362,3 +362,13 @@ def test_a_section_assignment_that_contradicts_is_refused_and_undone() -> None:
     with pytest.raises(ValueError, match=r"risk\.daily_loss_limit: 0\.3 must not exceed risk\.max_drawdown"):
         s.risk = wider
     assert s.risk is held and s.risk.daily_loss_limit == 0.05
+
+
+def test_an_allowlist_that_allows_nothing_traded_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"risk\.symbol_allowlist: \['DOGE/USDT'\] allows none of the symbols the "
+                                          r"engine trades \(BTC/USDT, ETH/USDT, SOL/USDT\)"):  # fmt: skip
+        parse_settings({"risk": {"symbol_allowlist": ["DOGE/USDT"]}})
+    ok = parse_settings({"risk": {"symbol_allowlist": ["ETH/USDT", "DOGE/USDT"]}})
+    assert ok.risk.symbol_allowlist == ["ETH/USDT", "DOGE/USDT"]
+    with pytest.raises(RiskChangeRefused, match=r"risk\.symbol_allowlist: \['DOGE/USDT'\] allows none"):
+        validate_risk_changes(Settings().risk, {"symbol_allowlist": ["DOGE/USDT"]}, traded=["BTC/USDT"])

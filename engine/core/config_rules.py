@@ -8,7 +8,7 @@ is refused there too, and nothing is applied unless all of it holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 RiskT = TypeVar("RiskT", bound=BaseModel)
 
 
-def risk_contradictions(risk: RiskConfig, prefix: str = "risk.") -> list[ConfigProblem]:
-    """Limits that cannot all hold, or that make another one dead."""
+def risk_contradictions(risk: RiskConfig, prefix: str = "risk.", traded: Sequence[str] = ()) -> list[ConfigProblem]:
+    """Limits that cannot all hold, or that make another one dead. `traded`: the symbols the engine
+    trades, when known (an allowlist that allows none of them would trade nothing)."""
     found: list[ConfigProblem] = []
 
     def refuse(field: str, rule: str) -> None:
@@ -41,12 +42,15 @@ def risk_contradictions(risk: RiskConfig, prefix: str = "risk.") -> list[ConfigP
         room = show(round(1 - risk.cash_reserve, 12))
         refuse("max_position_notional", f"must not exceed 1 - {prefix}cash_reserve ({room}): a position "
                                         "that large could never be opened while the reserve is kept")  # fmt: skip
+    if traded and risk.symbol_allowlist and not set(risk.symbol_allowlist) & set(traded):
+        refuse("symbol_allowlist", f"allows none of the symbols the engine trades ({', '.join(traded)}): "
+                                   "nothing could ever be traded")  # fmt: skip
     return found
 
 
 def settings_contradictions(settings: Settings) -> list[ConfigProblem]:
     """Everything `risk_contradictions` finds, and the rules between sections."""
-    found = risk_contradictions(settings.risk)
+    found = risk_contradictions(settings.risk, traded=_traded_symbols(settings))
     venue = settings.engine.venue
     if venue != "simulated" and settings.venues.of(venue) is None:
         modes = "testnet or live" if venue == "binance" else "paper or live"
@@ -67,6 +71,17 @@ def settings_contradictions(settings: Settings) -> list[ConfigProblem]:
     return found
 
 
+def _traded_symbols(settings: Settings) -> list[str]:
+    """The symbols the configured venue trades, when the config says (empty: the venue's defaults)."""
+    venue = settings.engine.venue
+    if venue == "simulated":
+        return list(settings.simulator.symbols)
+    conf = settings.venues.of(venue)
+    if conf is not None and conf.symbols:
+        return list(conf.symbols)
+    return list(settings.simulator.symbols) if venue == "binance" else []
+
+
 class RiskChangeRefused(ValueError):
     """A runtime change set that breaks a rule; nothing of it was applied."""
 
@@ -76,8 +91,9 @@ class RiskChangeRefused(ValueError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
-def validate_risk_changes(current: RiskT, changes: Mapping[str, Any]) -> RiskT:
-    """The risk limits `changes` would give, checked as a config file would be; `current` is untouched."""
+def validate_risk_changes(current: RiskT, changes: Mapping[str, Any], traded: Sequence[str] = ()) -> RiskT:
+    """The risk limits `changes` would give, checked as a config file would be; `current` is untouched.
+    `traded`: the engine's symbols, so an allowlist that allows none of them is refused too."""
     cls = type(current)
     unknown = [k for k in changes if k not in cls.model_fields]
     if unknown:
@@ -88,17 +104,17 @@ def validate_risk_changes(current: RiskT, changes: Mapping[str, Any]) -> RiskT:
         candidate = cls.model_validate(data)
     except ValidationError as exc:
         raise RiskChangeRefused([p for err in exc.errors() for p in describe(cls, dict(err), "risk.")]) from None
-    problems = risk_contradictions(candidate)  # type: ignore[arg-type]
+    problems = risk_contradictions(candidate, traded=traded)  # type: ignore[arg-type]
     if problems:
         raise RiskChangeRefused(problems)
     return candidate
 
 
-def apply_risk_changes(current: BaseModel, changes: Mapping[str, Any]) -> dict[str, Any]:
+def apply_risk_changes(current: BaseModel, changes: Mapping[str, Any], traded: Sequence[str] = ()) -> dict[str, Any]:
     """Validate `changes` as a whole, then write them into `current` in place (the risk engine and
     the breakers hold that object). All or nothing: on a refusal `current` is unchanged.
     Returns the applied values."""
-    checked = validate_risk_changes(current, changes)
+    checked = validate_risk_changes(current, changes, traded)
     applied = {k: getattr(checked, k) for k in changes}
     for key, value in applied.items():  # checked together above: no per-field re-validation in between
         current.__dict__[key] = value
