@@ -57,6 +57,11 @@ def paper_data(days: float = 7, wins: int = 10, losses: int = 10, trough: float 
     return data, T0 + timedelta(days=days)
 
 
+def _pair(result: Any) -> tuple[bool, str]:
+    """An OperatorAPI CommandResult as (ok, message)."""
+    return result.ok, result.message
+
+
 def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 60))
 
@@ -265,18 +270,18 @@ async def _promotion_refused_while_failing_then_allowed(tmp_path: Path) -> None:
     e.bus.subscribe(events.append, StageEvent)
     try:
         assert e.stage_manager.stage == "paper"
-        ok, msg = await e.promote("alice", "looks good")
+        ok, msg = _pair(await e.api.promote("looks good", "alice"))
         assert not ok and "days" in msg and "closed trades" in msg
         # relax paper to what a fresh run can show: the promotion goes through
         crit = e.settings.stages.paper.criteria
         crit.min_days, crit.min_trades, crit.min_win_rate, crit.max_drawdown = 0, 0, None, None
-        ok, msg = await e.promote("alice", "evidence reviewed")
+        ok, msg = _pair(await e.api.promote("evidence reviewed", "alice"))
         assert ok, msg
         assert e.stage_manager.stage == "testnet"
         assert events[-1].stage == "testnet" and events[-1].previous == "paper"
-        ok, _ = e.demote("alice", "back to paper")
+        ok, _ = _pair(e.api.demote("back to paper", "alice"))
         assert ok and e.stage_manager.stage == "paper"
-        ok, msg = e.demote("alice", "again")
+        ok, msg = _pair(e.api.demote("again", "alice"))
         assert not ok and "first stage" in msg
     finally:
         await stop(e)
@@ -298,7 +303,7 @@ async def _stage_survives_a_restart(tmp_path: Path) -> None:
     e.settings.stages.paper.criteria.min_days = 0
     e.settings.stages.paper.criteria.min_trades = 0
     e.settings.stages.paper.criteria.min_win_rate = None
-    assert (await e.promote("alice", "ok"))[0]
+    assert _pair(await e.api.promote("ok", "alice"))[0]
     await stop(e)
     e2 = await started(make_engine(tmp_path))
     try:
