@@ -247,3 +247,17 @@ def test_cli_summary_prints_the_journal_day(tmp_path: Path, capsys: pytest.Captu
     assert "SOL/USDT" in out
     assert summary(paths, "yesterday", as_json=False) == 2
 
+
+
+def test_a_breakeven_trade_is_neither_won_nor_lost_in_the_summary() -> None:
+    start, _ = day_window(DAY, "UTC")
+
+    def closed(pnl: str, minute: int) -> ClosedTrade:
+        at = start + timedelta(hours=10, minutes=minute)
+        p = Decimal(pnl)
+        return ClosedTrade("BTC/USDT", Side.BUY, Decimal(1), Decimal(100), 100 + p, at, at, p, Decimal(0))
+
+    summary = build_daily_summary(DayData(trades=[closed("5", 1), closed("0", 2), closed("-3", 3)]), DAY)
+    assert (summary.wins, summary.losses, summary.breakeven) == (1, 1, 1)
+    assert summary.to_dict()["breakeven"] == 1
+    assert "3 closed positions (1 won, 1 lost, 1 even)" in summary.text()
