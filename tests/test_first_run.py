@@ -384,3 +384,28 @@ def test_master_password_is_asked_in_a_dialog_and_a_wrong_one_is_refused(run: Ru
 
 def test_no_password_is_asked_for_the_simulated_venue(tmp_path: Path) -> None:
     assert not needs_unlock(Settings(), tmp_path)
+
+
+def test_quit_at_the_first_run_question_builds_no_engine(run: Runner, tmp_path: Path) -> None:
+    from console.app import run_window
+
+    async def scenario() -> None:
+        store = store_in(tmp_path)
+        started = asyncio.ensure_future(run_window(Settings(), app_paths(), RunOptions(seed=7), store))
+        code = await answer(started, lambda d: d.quit_button.click())
+        assert code == 0
+        assert not app_paths().journal_file.exists()  # no engine was ever built: nothing could trade
+
+    run(scenario())
+
+
+def test_a_screenshot_is_taken_at_its_time_without_waiting_for_a_position(run: Runner, tmp_path: Path) -> None:
+    from console.app import _take_screenshot
+
+    async def scenario() -> None:
+        async with console(tmp_path) as (_engine, window):  # no strategy: no position will ever open
+            target = tmp_path / "shot.png"
+            await asyncio.wait_for(_take_screenshot(window, str(target), 0.5), timeout=15)
+            assert target.exists() and window.positions.row_count() == 0
+
+    run(scenario())
