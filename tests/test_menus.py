@@ -166,3 +166,17 @@ def test_readme_sections_split_on_second_level_titles() -> None:
     sections = readme_sections("# T\nintro\n## One\na\n### sub\nb\n## Two\nc\n")
     assert [t for t, _ in sections] == ["Overview", "One", "Two"]
     assert "### sub" in sections[1][1]
+
+
+def test_emergency_stop_acts_while_the_help_dialog_is_open(run: Runner, tmp_path: Path, qtbot: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    async def scenario() -> None:
+        async with console(tmp_path) as window:
+            action(menu(window, "Help"), "Help contents…").trigger()
+            assert window.help_dialog.isVisible()
+            qtbot.mouseClick(window.big_buttons.emergency_button, Qt.MouseButton.LeftButton)
+            assert window.engine.risk.state.value == "HALTED"
+            assert window.help_dialog.isVisible()  # nothing had to be closed first
+
+    run(scenario())
