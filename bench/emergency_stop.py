@@ -137,7 +137,8 @@ async def measure_clicks(home: Path, n: int) -> dict[str, Any]:
         assert result.ok and result.details["durable"] and e.risk.state is TradingState.HALTED
         to_halted.append((halted_at[-1] - t0) * 1000)
         to_durable.append((t1 - t0) * 1000)
-        await e.buttons._stop_task  # type: ignore[misc]  # the cancel round, before the next click
+        await asyncio.sleep(0)
+        await until(lambda: not e.stop_in_progress(), what="the cancel round, before the next click")
         assert e.api.resume("next click", "bench").ok
     await stop(e)
     ref = _bare_commit_ms(home, n)

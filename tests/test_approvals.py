@@ -181,13 +181,13 @@ def test_policies(tmp_path: Path) -> None:
             e.settings.approvals.policy = "by_stage"
             assert e.stage_manager.stage == "paper"
             assert not gate.needs_approval(intent, intent.qty, price, "entry")  # paper trades freely
-            e.stage_manager._set("live_micro", e.clock.now())
+            e.stage_manager.enter("live_micro", e.clock.now())
             assert gate.needs_approval(intent, intent.qty, price, "entry")  # on by default for live
             e.settings.approvals.enabled = False
             assert not gate.needs_approval(intent, intent.qty, price, "entry")
             # by_stage on paper: the order goes straight through
             e.settings.approvals.enabled = True
-            e.stage_manager._set("paper", e.clock.now())
+            e.stage_manager.enter("paper", e.clock.now())
             assert e.submit_intent(buy(e, "ETH/USDT")) is not None
             # new_positions: adding to a held position needs no approval
             e.settings.approvals.policy = "new_positions"

@@ -320,7 +320,7 @@ async def _red_flag_demotes_and_halts(tmp_path: Path) -> None:
     e = await started(make_engine(tmp_path))
     try:
         began = e.clock.now() - timedelta(hours=2)
-        e.stage_manager._set("live_micro", began)
+        e.stage_manager.enter("live_micro", began)
         for t in trades(0, 5, start=began):
             e.journal.record_trade(t)
         ev = await e.stage_manager.check_red_flags()
@@ -341,7 +341,7 @@ async def _red_flag_on_paper_halts_and_restarts_the_evidence(tmp_path: Path) -> 
     e = await started(make_engine(tmp_path))
     try:
         began = e.clock.now() - timedelta(hours=2)
-        e.stage_manager._set("paper", began)
+        e.stage_manager.enter("paper", began)
         for t in trades(0, 6, start=began):
             e.journal.record_trade(t)
         ev = await e.stage_manager.check_red_flags()

@@ -58,12 +58,13 @@ class StageManager:
         since = j.get_state("stage_since")
         self._paper_win_rate = j.get_state("paper_win_rate")
         if stage is None or since is None:
-            self._set(stage or self.config.initial, self.e.clock.now())
+            self.enter(stage or self.config.initial, self.e.clock.now())
         else:
             self._stage, self._since = stage, text_to_dt(since)
             self.refresh_limits()
 
-    def _set(self, stage: str, since: datetime) -> None:
+    def enter(self, stage: str, since: datetime) -> None:
+        """Be at `stage` since `since` (persisted): the one place a stage begins, from load, promote, demote."""
         self._stage, self._since = stage, since
         self.e.journal.set_state("stage", stage)
         self.e.journal.set_state("stage_since", dt_to_text(since))
@@ -136,7 +137,7 @@ class StageManager:
     def _change(self, target: str, operator: str, reason: str, action: str, details: dict[str, object]) -> None:
         previous = self.stage
         now = self.e.clock.now()
-        self._set(target, now)  # the evidence for the new stage starts now
+        self.enter(target, now)  # the evidence for the new stage starts now
         self.e.audit(action, reason, {**details, "from": previous, "to": target}, operator)
         self.e.bus.publish(StageEvent(now, target, previous, reason))
         self.e.alert(
@@ -159,7 +160,7 @@ class StageManager:
         if action in ("demote", "demote_and_halt") and target is not None:
             self._change(target, "system", f"red flag: {what}", "stage_demote_auto", details)
         else:  # nowhere to demote to: the evidence restarts, so the same flag does not fire again
-            self._set(stage, self.e.clock.now())
+            self.enter(stage, self.e.clock.now())
             self.e.audit("stage_evidence_reset", f"red flag: {what}", details, "system")
         halt = action in ("halt", "demote_and_halt") or target is None
         if halt and self.e.risk.state is not TradingState.HALTED:
