@@ -22,7 +22,9 @@ Definitions (the README's performance section repeats this table):
   |                       | reads this one. longest_loss_streak is the longest run in the window.      |
   | total_fees            | the fees of every fill in the window when fills are given (open positions' |
   |                       | entry fees too, as the daily summary counts them); else the closed trades' |
-  |                       | fees. `fees_basis` says which ("fills" or "closed trades").                |
+  |                       | fees. `fees_basis` says which ("fills" or "closed trades"). Fill.fee is    |
+  |                       | the fee's quote value: a fee charged in a third asset (BNB) is 0 there, so |
+  |                       | it is missing here as in the daily summary (the portfolio values it).      |
   | max_drawdown          | deepest fall of equity below its running peak, a fraction of the peak.     |
   | worst_daily_loss      | the deepest the equity went below the day's opening equity, as a fraction  |
   |                       | of the opening, over the worst trading day; open P&L included. This is     |
