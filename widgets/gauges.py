@@ -13,7 +13,7 @@ import html
 from collections.abc import Sequence
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen, QResizeEvent
+from PySide6.QtGui import QColor, QFont, QFontInfo, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
 from engine.core.model import RuleValue
@@ -148,6 +148,25 @@ class RiskGauge(QWidget):
         big.setPointSizeF(max(9.0, self.font().pointSizeF() * 1.35))
         return label, big
 
+    def _fit_value(self, p: QPainter, big: QFont, room: float) -> tuple[QFont, str]:
+        """Measured with the painter itself: its metrics are the ones the text is drawn with."""
+        full = self.value_text()
+        r = self._rule
+        short = full.removesuffix(f" {r.unit}") if r is not None and r.unit not in ("%", "/s", "") else full
+        base = QFontInfo(self.font()).pointSizeF()
+        smallest = max(7.0, base * 0.8)
+        font = QFont(big)
+        for text in dict.fromkeys((full, short)):
+            font = QFont(big)
+            font.setPointSizeF(QFontInfo(big).pointSizeF())
+            p.setFont(font)
+            while font.pointSizeF() > smallest and p.fontMetrics().horizontalAdvance(text) > room - 4:
+                font.setPointSizeF(font.pointSizeF() - 0.5)
+                p.setFont(font)
+            if p.fontMetrics().horizontalAdvance(text) <= room - 4:  # elidedText wants a little slack
+                return font, text
+        return font, short
+
     def _height(self) -> int:
         label, big = self._fonts()
         return QFontMetrics(label).height() + QFontMetrics(big).height() + 8 + 14
@@ -175,14 +194,13 @@ class RiskGauge(QWidget):
         p.drawText(QRectF(m, 2, w - 3 * m - word_w, lh), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                    fm.elidedText(label, Qt.TextElideMode.ElideRight, int(w - 3 * m - word_w)))  # fmt: skip
 
-        # second line, big: actual / limit, in a smaller size rather than cut where the gauge is narrow
-        value = self.value_text()
-        base = self.font().pointSizeF()
-        while big_font.pointSizeF() > base and QFontMetrics(big_font).horizontalAdvance(value) > w - 2 * m:
-            big_font.setPointSizeF(big_font.pointSizeF() - 0.5)
+        # second line, big: actual / limit; where the gauge is narrow, a smaller size, then without the
+        # currency (it is in the tooltip), and only then cut at the end
+        room = w - 2 * m
+        big_font, value = self._fit_value(p, big_font, room)
         p.setFont(big_font)
         bh = QFontMetrics(self._fonts()[1]).height()  # the line keeps its height whatever the size
-        text = p.fontMetrics().elidedText(value, Qt.TextElideMode.ElideMiddle, int(w - 2 * m))
+        text = p.fontMetrics().elidedText(value, Qt.TextElideMode.ElideRight, int(room))
         p.drawText(QRectF(m, 2 + lh, w - 2 * m, bh), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
 
         # the bar: filled to value / limit, a tick where amber starts
