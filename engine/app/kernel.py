@@ -223,10 +223,9 @@ class Engine:
         t = self.timers
         t.every("housekeeping", 1.0, self._housekeeping)
         t.every("approvals", 1.0, self.approval_gate.poll)
-        t.every("red_flags", lambda: self.settings.stages.red_flags.check_every_s, self.stage_manager.check_red_flags)
+        t.every("stage_evidence", lambda: self.settings.stages.red_flags.check_every_s, self._stage_evidence)
         t.every("alert_rules", 1.0, self.alert_center.check)
         t.every("protection", 1.0, self.protection.check)
-        t.every("alert_stage", lambda: self.settings.stages.red_flags.check_every_s, self.alert_center.evaluate_stage)
         reconciler = self.reconciler
         if reconciler is not None and reconciler.enabled and reconciler.interval_s and reconciler.interval_s > 0:
             t.every("reconcile", reconciler.interval_s, reconciler.periodic)
@@ -399,6 +398,20 @@ class Engine:
         self.health.on_ping(ping)
         self.bus.publish(ConnectionEvent(now, self.venue.name, self.connected, ping, (now - last).total_seconds()))
         self.bus.publish(RiskEvent(now, tuple(self.rule_values())))
+
+    async def _stage_evidence(self) -> None:
+        """One evaluation of the stage's evidence feeds both the red flags and the criterion alerts.
+
+        As fast as the simulator goes, it runs inline: a thread hop per simulated minute would
+        make the run wait on the loop's selector far more than on the work itself."""
+        sm = self.stage_manager
+        if self._simulated_time and getattr(self.venue, "speed", None) == "max":
+            self.journal.flush()
+            ev = sm.evaluate()
+        else:
+            ev = await sm.evaluate_async()
+        sm.apply_red_flags(ev)
+        self.alert_center.rules.on_evaluation(ev)
 
     def _periodic_failed(self, name: str, exc: Exception) -> None:
         self.alert(AlertLevel.WARNING, "periodic_failed", f"periodic job {name} failed: {type(exc).__name__}: {exc}",
