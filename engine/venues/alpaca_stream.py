@@ -114,7 +114,8 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
                 yield update
             while True:
                 try:  # cancelling recv() is safe: a quiet wait lets us check on acknowledged orders
-                    message = await asyncio.wait_for(ws.recv(), max(venue.stream_grace_s / 4, 0.05))
+                    async with asyncio.timeout(max(venue.stream_grace_s / 4, 0.05)):  # not wait_for (3.11)
+                        message = await ws.recv()
                 except TimeoutError:
                     if not venue.overdue_acks():
                         continue

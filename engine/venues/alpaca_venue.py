@@ -3,7 +3,7 @@
 alpaca-py is synchronous and sets no request timeout, and retries 429/504 itself
 with a blocking sleep. So: every call runs in this venue's own ThreadPoolExecutor,
 the requests Session gets a default timeout through a mounted adapter, the future
-is also bounded with asyncio.wait_for, and the library's own retries are switched
+is also bounded (asyncio.timeout), and the library's own retries are switched
 off so rate limits surface to the engine. Submits are idempotent on
 client_order_id: when the outcome is unknown the order is looked up by that id
 before anything is sent again. alpaca-py is imported in `connect()` only.

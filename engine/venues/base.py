@@ -81,9 +81,14 @@ class OrderNotFound(VenueError):
 
 
 async def bounded(call: Awaitable[T], timeout_s: float, what: str) -> T:
-    """Await a venue call for at most timeout_s; past that it is cancelled and VenueTimeout raised."""
+    """Await a venue call for at most timeout_s; past that it is cancelled and VenueTimeout raised.
+
+    asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation of the caller that
+    arrives as the call completes, and a stream loop that misses its cancellation never ends.
+    """
     try:
-        return await asyncio.wait_for(call, timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await call
     except TimeoutError:
         raise VenueTimeout(f"{what}: no answer within {timeout_s:g} s") from None
 

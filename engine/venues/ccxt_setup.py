@@ -79,6 +79,7 @@ async def reset_websocket(ex: Any, private: bool, name: str) -> None:
             continue
         clients.pop(url, None)
         try:
-            await asyncio.wait_for(client.close(), 1.0)
+            async with asyncio.timeout(1.0):
+                await client.close()
         except Exception as exc:  # a half-open socket may not close cleanly; it is dropped either way
             log.debug("%s: closing websocket %s: %s", name, url, type(exc).__name__)

@@ -283,8 +283,9 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                             yield update
                         catch_up = False
                     pump = asyncio.get_running_loop().create_task(pump_orders())
-                try:
-                    item = await asyncio.wait_for(queue.get(), max(venue.stream_grace_s / 4, 0.05))
+                try:  # asyncio.timeout: wait_for (3.11) may swallow our own cancellation
+                    async with asyncio.timeout(max(venue.stream_grace_s / 4, 0.05)):
+                        item = await queue.get()
                 except TimeoutError:
                     item = None
                 if item is None:
