@@ -62,10 +62,11 @@ class StageView(Protocol):
 
 
 class RiskHost(Recorder, AccountView, Protocol):
-    """Risk gauges and stage changes: the account, the breakers and the recorder."""
+    """Risk gauges and stage changes: the account, the breakers, the venue in use and the recorder."""
 
     breakers: Breakers
     started_at: datetime | None
+    venue: Venue
 
 
 class ApprovalHost(Recorder, AccountView, MarketView, Protocol):

@@ -23,6 +23,7 @@ from engine.activation.stages import (
 from engine.core.config import StagesConfig
 from engine.core.events import StageEvent
 from engine.core.model import AlertLevel, TradingState
+from engine.core.stage_venues import running_venue_refusal
 from engine.persistence.journal_schema import dt_to_text, text_to_dt
 from engine.risk.stage_limits import StageLimits, stage_limits
 
@@ -146,6 +147,10 @@ class StageManager:
             f"Stage {STAGE_LABELS[previous]} -> {STAGE_LABELS[target]} by {operator}: {reason}",
             key=f"stage:{target}",
         )
+        refusal = running_venue_refusal(self.e.settings, target, self.e.venue.name, self.e.venue.mode.value)
+        if refusal is not None:  # the stage changes (the evidence says so), the venue must not stay in use
+            self.e.risk.set_state(TradingState.HALTED, refusal, "system")
+            self.e.alert(AlertLevel.CRITICAL, "stage_venue_refused", refusal, key="stage_venue")
 
     # --- red flags --------------------------------------------------------------------
     def apply_red_flags(self, ev: Evaluation) -> bool:

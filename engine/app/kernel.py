@@ -25,7 +25,8 @@ from engine.app.connection import ConnectionHealth
 from engine.app.day_state import DayState
 from engine.app.operator_api import OperatorAPI
 from engine.core.clock import Clock, SimClock, Timers
-from engine.core.config import RiskConfig, Settings
+from engine.core.config import Settings
+from engine.core.config_rules import validate_risk_changes
 from engine.core.events import (
     AlertEvent,
     ConnectionEvent,
@@ -539,12 +540,7 @@ class Engine:
 
     def update_risk_limits(self, changes: dict[str, Any], operator: str, reason: str) -> dict[str, Any]:
         """Validate like the config does, then bind at once: the risk checks and the breakers reload."""
-        current = self.settings.risk
-        data = current.model_dump()
-        unknown = sorted(set(changes) - set(data))
-        if unknown:
-            raise ValueError(f"risk: unknown field(s) {', '.join(unknown)}")
-        new = RiskConfig.model_validate({**data, **changes})
+        new = validate_risk_changes(self.settings.risk, changes, traded=self.symbols)  # all the config's rules
         self.settings.risk = new
         self.risk.reload(new)
         self.breakers.reload(new)

@@ -107,15 +107,12 @@ class Reconciler:
 
     @classmethod
     def for_engine(cls, engine: ReconcileHost) -> Reconciler:
-        """Options from settings.venues[<venue>]: reconcile_interval_s, _attempts, _backoff_s, _overlap_s."""
-        opts = engine.settings.venues.get(engine.settings.engine.venue, {})
-        return cls(
-            engine,
-            interval_s=float(opts.get("reconcile_interval_s", 60.0)),
-            attempts=int(opts.get("reconcile_attempts", 3)),
-            backoff_s=float(opts.get("reconcile_backoff_s", 0.5)),
-            overlap_s=float(opts.get("reconcile_overlap_s", 60.0)),
-        )
+        """Options from the typed [venues.<venue>] section: reconcile_interval_s, _attempts, _backoff_s, _overlap_s."""
+        conf = engine.settings.venues.of(engine.settings.engine.venue)
+        if conf is None:
+            return cls(engine)
+        return cls(engine, interval_s=conf.reconcile_interval_s, attempts=conf.reconcile_attempts,
+                   backoff_s=conf.reconcile_backoff_s, overlap_s=conf.reconcile_overlap_s)  # fmt: skip
 
     @property
     def enabled(self) -> bool:
