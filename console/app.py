@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, QSettings
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -67,6 +67,8 @@ def make_app() -> QApplication:
     app.setDesktopFileName(APPLICATION)  # Wayland matches windows to trading-console.desktop by this
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # the loop ends when the engine has shut down, not before
+    # Qt's own dialogs, not the platform's: every dialog is a QDialog the stop guard can keep non-modal
+    app.setAttribute(Qt.ApplicationAttribute.AA_DontUseNativeDialogs, True)
     return app
 
 
@@ -86,11 +88,21 @@ def build_window(engine: Engine, store: QSettings) -> tuple[MainWindow, EngineBr
     from console.bridge import EngineBridge
     from console.main_window import MainWindow
     from console.notify_desktop import install_desktop_notifier
+    from console.stop_guard import StopGuard
     from console.wizard import WizardLauncher
 
     window = MainWindow(engine, store)
     bridge = EngineBridge(engine.bus, window, parent=window)
-    window.approvals = ApprovalsController(engine, window.approvals_panel, window)
+    # F12 / Ctrl+Shift+X in any window, dialogs non-modal: nothing on screen can block the stop
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        window.stop_guard = StopGuard.install(  # type: ignore[attr-defined]
+            app, lambda source: window.operator_actions.emergency_stop(source), window
+        )
+    window.approvals = ApprovalsController(
+        engine, window.approvals_panel, window,
+        on_emergency_stop=lambda: window.operator_actions.emergency_stop("approval dialog"),
+    )  # fmt: skip
     bridge.approvalChanged.connect(window.approvals.on_event)
     window.wizard = WizardLauncher(engine, window)
     window.wizard_action.triggered.connect(window.wizard.open)

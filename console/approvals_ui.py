@@ -1,15 +1,19 @@
 """Approvals on screen: ApprovalEvents -> a queue, one dialog at a time, every request in the panel.
 
 A pending request joins the queue and the panel; the dialog shows the oldest one not yet
-seen. Decisions go to Engine.approve / Engine.reject with the operator's name; the dialog
+seen. Decisions go to the OperatorAPI (approve / reject) with the operator's name; the dialog
 closes when the engine publishes the outcome (approved, rejected, expired), so a refused
 decision (trading HALTED, quantity too small) is shown, never silently lost. Closing the
-dialog with Esc only puts it aside: the request stays pending in the panel.
+dialog with Esc only puts it aside: the request stays pending in the panel. The dialog is
+not modal and carries its own EMERGENCY STOP button (``on_emergency_stop``): a request may
+stay on screen for 30 minutes, and nothing may stand between the operator and the stop.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +21,9 @@ import shiboken6
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from console.operator_actions import operator_api
 from widgets.approval_dialog import ApprovalDialog, ApprovalsPanel
+from widgets.dialogs import show_nonmodal
 
 if TYPE_CHECKING:
     from engine.app.kernel import Engine
@@ -27,9 +33,14 @@ log = logging.getLogger(__name__)
 
 
 class ApprovalsController(QObject):
-    def __init__(self, engine: Engine, panel: ApprovalsPanel, parent: QWidget, operator: str = "") -> None:
+    def __init__(
+        self, engine: Engine, panel: ApprovalsPanel, parent: QWidget, operator: str = "",
+        on_emergency_stop: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(parent)
         self.engine = engine
+        self.api = operator_api(engine)
+        self.on_emergency_stop = on_emergency_stop
         self.panel = panel
         self.window = parent
         self.operator = operator or engine.settings.engine.operator
@@ -92,6 +103,8 @@ class ApprovalsController(QObject):
         dlg = ApprovalDialog(self.details[rid], self.seconds_left(rid), self.window)
         dlg.approved.connect(self._approve)
         dlg.rejected.connect(self._reject)
+        if self.on_emergency_stop is not None:
+            dlg.emergencyStop.connect(self.on_emergency_stop)
         dlg.finished.connect(lambda _r, d=dlg: self._finished(d))
         self.dialog = dlg
         dlg.open()  # never exec(): a nested loop would stall the engine under qasync
@@ -128,13 +141,13 @@ class ApprovalsController(QObject):
 
     # --- decisions --------------------------------------------------------------------------
     def _approve(self, rid: str, qty: Decimal | None) -> None:
-        ok, msg = self.engine.approve(rid, self.operator, qty)
-        log.info("approval %s by %s: %s", rid, self.operator, msg)
-        self._report(rid, ok, msg, "Approval refused")
+        result = self.api.approve(rid, self.operator, qty, command_id=uuid.uuid4().hex)
+        log.info("approval %s by %s: %s", rid, self.operator, result.message)
+        self._report(rid, result.ok, result.message, "Approval refused")
 
     def _reject(self, rid: str, reason: str) -> None:
-        ok, msg = self.engine.reject(rid, self.operator, reason or "rejected in the console")
-        self._report(rid, ok, msg, "Reject failed")
+        result = self.api.reject(rid, self.operator, reason or "rejected in the console", command_id=uuid.uuid4().hex)
+        self._report(rid, result.ok, result.message, "Reject failed")
 
     def _report(self, rid: str, ok: bool, msg: str, title: str) -> None:
         if ok:
@@ -147,4 +160,4 @@ class ApprovalsController(QObject):
         self.panel.set_message(msg)  # the request is gone (e.g. refused after a halt): say so loudly
         box = QMessageBox(QMessageBox.Icon.Critical, title, f"✖ {msg}", QMessageBox.StandardButton.Ok, self.window)
         self.message_box = box
-        box.open()
+        show_nonmodal(box)

@@ -26,12 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.close_policy import ask_close_policy
 from console.menus import build_file_and_help_menus
+from console.operator_actions import OperatorActions
 from console.performance_dock import PerformanceDock
 from console.screen_fit import DockAutoSizer, fit_to_screen, scrolling
 from engine.activation.stages import STAGE_LABELS
-from engine.core.model import AlertLevel, Fill, MarketTick, Order, Position, RuleValue
+from engine.core.model import Fill, MarketTick, Order, Position, RuleValue
 from widgets import format as fmt
 from widgets.alert_feed import AlertFeed
 from widgets.approval_dialog import ApprovalsPanel
@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.close_all_dialog: CloseAllDialog | None = None
         self.resume_dialog: ResumeDialog | None = None
         self.message_box: QMessageBox | None = None
+        self.operator_actions = OperatorActions(engine, self)  # every command goes through the OperatorAPI
 
         self.top_bar = TopBar()
         self.top_bar.set_venue(engine.venue.name, _mode(engine))
@@ -85,6 +86,9 @@ class MainWindow(QMainWindow):
         self.big_buttons.emergencyStop.connect(self.emergency_stop)
         self.big_buttons.closeAllRequested.connect(self.request_close_all)
         self.big_buttons.resumeRequested.connect(self.request_resume)
+        self.big_buttons.pullStopsRequested.connect(self.operator_actions.request_pull_stops)
+        self.big_buttons.closeAllRetry.connect(self.operator_actions.retry_close_all)
+        self.big_buttons.closeAllStop.connect(self.operator_actions.stop_close_all)
 
         self.positions = PositionsTable(now=engine.clock.now)
         self.positions.closeRequested.connect(self.request_close_position)
@@ -172,9 +176,6 @@ class MainWindow(QMainWindow):
         self.big_buttons.emergency_button.setToolTip(
             self.big_buttons.emergency_button.toolTip() + f"\nShortcut: {' or '.join(EMERGENCY_SHORTCUTS)}"
         )
-        self._resume_refresh = QTimer(self)  # a breaker may clear while the dialog is open
-        self._resume_refresh.setInterval(1000)
-        self._resume_refresh.timeout.connect(self._refresh_resume_refusal)
         self.show_state(engine.risk.state.value, getattr(engine.risk, "state_reason", ""))
         self._shown_once = False
         self._restored = self.restore_layout()
@@ -294,70 +295,28 @@ class MainWindow(QMainWindow):
         self.theme_actions[name].setChecked(True)
         self.store.setValue("view/theme", name)
 
-    # ---- operator commands ---------------------------------------------------------------------
-    def emergency_stop(self) -> None:
+    # ---- operator commands (console.operator_actions: all through the OperatorAPI) ---------------
+    def emergency_stop(self, *_args: object) -> None:
         """One click, no dialog: the engine is HALTED when this returns."""
-        try:
-            self.engine.emergency_stop("EMERGENCY STOP pressed in the console", self.operator)
-        except Exception as exc:  # the halt itself is set before any failure can happen
-            log.exception("emergency stop failed")
-            self.alerts.add_alert(f"estop-fail-{id(exc)}", AlertLevel.EMERGENCY, f"Emergency stop error: {exc}")
-        self.show_state(self.engine.risk.state.value, self.engine.risk.state_reason)
+        self.operator_actions.emergency_stop()
 
     def request_close_all(self) -> None:
-        preview = self.engine.preview_close_all()
-        dlg = CloseAllDialog(
-            preview["positions"], preview["estimated_pnl"], preview["open_orders"], self
-        )
-        dlg.accepted.connect(self._close_all_confirmed)
-        self.close_all_dialog = dlg
-        dlg.open()
-
-    def _close_all_confirmed(self) -> None:
-        self.engine.close_all("CLOSE ALL confirmed in the console", self.operator)
-        self.big_buttons.set_close_all_enabled(False)
+        self.operator_actions.request_close_all()
 
     def request_resume(self) -> None:
-        dlg = ResumeDialog(self.engine.resume_refusal(), self)
-        dlg.accepted.connect(lambda: self._resume_confirmed(dlg.reason()))
-        dlg.finished.connect(lambda _r: self._resume_refresh.stop())
-        self.resume_dialog = dlg
-        self._resume_refresh.start()
-        dlg.open()
-
-    def _refresh_resume_refusal(self) -> None:
-        if self.resume_dialog is not None and self.resume_dialog.isVisible():
-            self.resume_dialog.set_refusal(self.engine.resume_refusal())
+        self.operator_actions.request_resume()
 
     def _resume_confirmed(self, reason: str) -> None:
-        ok, message = self.engine.resume(self.operator, reason)
-        if not ok:
-            self._inform("Resume refused", f"✖ Trading stays HALTED.\n{message}", QMessageBox.Icon.Critical)
+        self.operator_actions.resume_confirmed(reason)
 
     def request_close_position(self, symbol: str) -> None:
-        row = self.positions.row(symbol) or {}
-        box = QMessageBox(QMessageBox.Icon.Question, "Close position",
-                          f"Close {symbol} ({row.get('qty', '?')}) at market?", parent=self)
-        yes = box.addButton("Close position", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
-
-        def done(_r: int) -> None:
-            if box.clickedButton() is yes and self.engine.close_position(symbol, self.operator) is None:
-                self._inform("Close refused", f"{symbol} could not be closed now (see alerts and denials).")
-
-        box.finished.connect(done)
-        self.message_box = box
-        box.open()
+        self.operator_actions.request_close_position(symbol)
 
     def cancel_order(self, client_id: str) -> None:
-        order = self.engine.orders.get(client_id)
-        if order is not None:
-            self.engine.start_cancel(order)
+        self.operator_actions.cancel_order(client_id)
 
     def _inform(self, title: str, text: str, icon: QMessageBox.Icon = QMessageBox.Icon.Warning) -> None:
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
-        self.message_box = box
-        box.open()
+        self.operator_actions.inform(title, text, icon)
 
     def select_symbol(self, symbol: str) -> None:
         self.price_chart.set_symbol(symbol)
@@ -397,9 +356,7 @@ class MainWindow(QMainWindow):
             self.alerts.acknowledge(alert_id, notify=False)
 
     def on_progress(self, ev: ProgressEvent) -> None:
-        self.big_buttons.set_progress(ev.operation, ev.message, ev.done, ev.total, ev.finished, ev.ok)
-        if ev.operation == "close_all" and ev.finished:
-            self.big_buttons.set_close_all_enabled(True)
+        self.operator_actions.on_progress(ev)  # with the venue's refusals, Retry and Stop
 
     # ---- coalesced deliveries from the bridge (~20 Hz) -----------------------------------------
     def show_prices(self, prices: dict[str, MarketTick]) -> None:
@@ -421,8 +378,13 @@ class MainWindow(QMainWindow):
             else:
                 p = self.engine.portfolio.position(sym) or p  # the book also knows the stop and target
                 self.positions.upsert(position_row(p))
-                self.price_chart.set_levels(sym, p.stop_loss, p.take_profit, p.avg_price)  # type: ignore[arg-type]
+                # the SL line only where a stop really rests or is watched
+                protection = getattr(p, "protection", None)
+                stop = p.stop_loss if protection is None else (getattr(p, "protection_price", None) or p.stop_loss)
+                self.price_chart.set_levels(sym, stop, p.take_profit, p.avg_price,  # type: ignore[arg-type]
+                                            stop_status=protection)
         self.positions._fit_once()
+        self.big_buttons.set_unprotected(self.positions.unprotected_symbols(), self.positions.row_count())
 
     def show_orders(self, orders: Sequence[Order]) -> None:
         for o in orders:
@@ -460,12 +422,7 @@ class MainWindow(QMainWindow):
         event.ignore()
         if self._closing:
             return
-        default = self.settings.engine.shutdown
-        positions, orders = self.engine.portfolio.open_count(), len(self.engine.orders)
-        if positions or orders:
-            self.message_box = ask_close_policy(self, positions, orders, default, self._close_chosen)
-        else:
-            self._close_chosen(default)
+        self.operator_actions.request_quit()  # keeps protection by default; asks again mid close-all
 
     def _close_chosen(self, policy: str | None) -> None:
         if policy is None:

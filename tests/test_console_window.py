@@ -20,10 +20,12 @@ import qasync
 import shiboken6
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
 
 from console.app import build_window
 from console.bridge import EngineBridge
+from console.close_policy import QuitDialog
 from console.main_window import MainWindow
 from engine.app.factory import RunOptions, build_engine
 from engine.app.kernel import Engine
@@ -252,28 +254,41 @@ def test_layout_round_trips_through_qsettings(run: Runner, tmp_path: Path) -> No
     run(scenario())
 
 
-def test_closing_with_open_positions_asks_and_follows_the_setting(run: Runner, tmp_path: Path) -> None:
+def test_closing_with_open_positions_keeps_protection_by_default_and_says_what_stays(
+    run: Runner, tmp_path: Path
+) -> None:
     async def scenario() -> None:
         async with console(tmp_path, speed=20, strategy=False) as (engine, window, _bridge):
             await until(lambda: len(engine.ticks) == len(engine.symbols), "prices for every symbol")
             open_long(engine, engine.symbols[0], "0.01")
             await until(lambda: engine.portfolio.open_count() == 1, "an open position")
+            sym = engine.symbols[0]
+            await until(lambda: engine.portfolio.positions()[0].protection in ("venue", "watched"), "protection")
             chosen: list[str] = []
             window.shutdownRequested.connect(chosen.append)
             window.close()
             box = window.message_box
-            assert isinstance(box, QMessageBox) and box.isVisible() and window.isVisible()
-            default = box.defaultButton()
-            assert default is not None
-            assert default.objectName() == f"policy_{engine.settings.engine.shutdown}"
-            stay = next(b for b in box.buttons() if b.objectName() == "policy_stay")
-            stay.click()
+            assert isinstance(box, QuitDialog) and box.isVisible() and window.isVisible()
+            # Enter keeps the positions and their resting stops, whatever the configured policy
+            default = box.default_button()
+            assert default.objectName() == "policy_keep" and default.isDefault()
+            assert default.text().startswith("Quit, keep positions and their resting stops")
+            stays = box.stays_label.text()
+            assert "1 open position stays open at the venue" in stays
+            if engine.portfolio.positions()[0].protection == "venue":
+                assert "1 resting stop-loss leg stays at the venue" in stays
+            else:  # the venue holds no stop: the text must not pretend it does
+                assert "No stop-loss order rests at the venue" in stays
+                assert f"Only the engine watches the stop of {sym}" in stays
+            assert "take-profits, time exits" in stays and "do not fire until you start it again" in stays
+            assert "stop leg" in box.buttons["cancel_orders"].text()  # the option says it pulls the stops
+            box.stay_button.click()
             await until(lambda: not box.isVisible(), "the question closes")
             assert chosen == [] and window.isVisible()
             window.close()
             box = window.message_box
-            assert box is not None
-            next(b for b in box.buttons() if b.objectName() == "policy_keep").click()
+            assert isinstance(box, QuitDialog)
+            QTest.keyClick(box.default_button(), Qt.Key.Key_Return)
             await until(lambda: chosen == ["keep"], "the keep policy")
 
     run(scenario())

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from widgets import format as fmt
 from widgets import theme
+from widgets.dialogs import emergency_stop_button
 
 WARN_S = 60.0  # the countdown turns amber below a minute, red below URGENT_S
 URGENT_S = 10.0
@@ -74,6 +75,7 @@ class ApprovalDialog(QDialog):
     # shadows QDialog.rejected on purpose (the API asked for it): Esc/close still only hide the dialog
     rejected = Signal(str, str)
     expired = Signal(str)
+    emergencyStop = Signal()  # its own stop button: the dialog may cover the main one for 30 minutes
 
     def __init__(self, details: Mapping[str, Any], deadline_s: float, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -162,6 +164,8 @@ class ApprovalDialog(QDialog):
         buttons.addWidget(self.reject_button)
         buttons.addStretch(1)
         buttons.addWidget(self.approve_button)
+        self.stop_button = emergency_stop_button()
+        self.stop_button.clicked.connect(self.emergencyStop.emit)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -172,6 +176,7 @@ class ApprovalDialog(QDialog):
         layout.addWidget(self.reason_edit)
         layout.addWidget(self.message_label)
         layout.addLayout(buttons)
+        layout.addWidget(self.stop_button)
         self.timer = QTimer(self)
         self.timer.setInterval(1000)
         self.timer.timeout.connect(self.tick)

@@ -1,8 +1,11 @@
-"""Confirmation dialogs for the two deliberate operator acts: close everything, resume trading.
+"""Confirmation dialogs for the deliberate operator acts: close everything, resume trading, and
+pulling the resting stops on an emergency stop.
 
-Open them with ``.open()`` and listen to ``accepted``/``finished``: ``exec()``
-starts a nested event loop that breaks qasync. Cancel is the default button of
-the close-all dialog, so a stray Enter never flattens the book.
+Show them with ``show_nonmodal`` (or ``.open()``) and listen to ``accepted``/``finished``:
+``exec()`` starts a nested event loop that breaks qasync. They are not modal, so EMERGENCY
+STOP behind them stays clickable, and each carries its own EMERGENCY STOP button
+(``emergencyStop``) for when it covers the main one. Cancel is the default button of the
+close-all and pull-stops dialogs, so a stray Enter never flattens the book or strips protection.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDialog,
     QHBoxLayout,
     QHeaderView,
@@ -29,6 +33,32 @@ from PySide6.QtWidgets import (
 
 from widgets import format as fmt
 from widgets import theme
+
+STOP_BUTTON_TEXT = "■  EMERGENCY STOP"
+STOP_BUTTON_TIP = (
+    "Halt trading now, from inside this dialog (also F12 or Ctrl+Shift+X).\n"
+    "Resting stop-loss legs stay at the venue."
+)
+
+
+def emergency_stop_button(parent: QWidget | None = None) -> QPushButton:
+    """The red stop button a dialog carries, styled like the main one; never a default button."""
+    button = QPushButton(STOP_BUTTON_TEXT, parent)
+    button.setObjectName("emergencyButton")  # the theme's red style
+    button.setMinimumHeight(40)
+    button.setAutoDefault(False)
+    button.setDefault(False)
+    button.setToolTip(STOP_BUTTON_TIP)
+    button.setAccessibleName("Emergency stop")
+    return button
+
+
+def show_nonmodal(dialog: QDialog) -> None:
+    """Show without blocking any other window: the big buttons behind it must stay clickable."""
+    dialog.setWindowModality(Qt.WindowModality.NonModal)
+    dialog.show()
+    dialog.raise_()
+    dialog.activateWindow()
 
 
 def _tone(value: object) -> str:
@@ -48,6 +78,7 @@ def _side_text(p: Mapping[str, Any]) -> str:
 class CloseAllDialog(QDialog):
     """Lists the positions to flatten and the estimated realised P&L; Cancel is the default."""
 
+    emergencyStop = Signal()
     HEADERS = ("Symbol", "Side", "Quantity", "Last", "Unrealised P&L")
 
     def __init__(
@@ -61,7 +92,7 @@ class CloseAllDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Close all positions?")
-        self.setModal(True)
+        self.setModal(False)  # EMERGENCY STOP behind it stays reachable
         n = len(positions)
         plural = "s" if n != 1 else ""
         orders = f"cancel {open_orders} open order{'s' if open_orders != 1 else ''}"
@@ -123,8 +154,11 @@ class CloseAllDialog(QDialog):
         self.cancel_button.setAutoDefault(True)
         self.cancel_button.setDefault(True)
         self.cancel_button.clicked.connect(self.reject)
+        self.stop_button = emergency_stop_button()
+        self.stop_button.clicked.connect(self.emergencyStop.emit)
 
         buttons = QHBoxLayout()
+        buttons.addWidget(self.stop_button)
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         buttons.addWidget(self.cancel_button)
@@ -150,10 +184,12 @@ class CloseAllDialog(QDialog):
 class ResumeDialog(QDialog):
     """Asks why trading resumes (required); shows a breaker's refusal and then refuses to proceed."""
 
+    emergencyStop = Signal()
+
     def __init__(self, refusal: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Resume trading")
-        self.setModal(True)
+        self.setModal(False)
         headline = QLabel("Trading is HALTED. Resume and let orders flow again?")
         headline.setObjectName("dialogHeadline")
         headline.setWordWrap(True)
@@ -171,7 +207,10 @@ class ResumeDialog(QDialog):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setAutoDefault(False)
         self.cancel_button.clicked.connect(self.reject)
+        self.stop_button = emergency_stop_button()
+        self.stop_button.clicked.connect(self.emergencyStop.emit)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.stop_button)
         buttons.addStretch(1)
         buttons.addWidget(self.ok_button)
         buttons.addWidget(self.cancel_button)
@@ -218,4 +257,56 @@ class ResumeDialog(QDialog):
 
     def accept(self) -> None:
         if self.can_resume():  # Enter in the field must not bypass the rules
+            super().accept()
+
+
+class PullStopsDialog(QDialog):
+    """The separate confirmation for an emergency stop that also cancels the resting stop legs.
+
+    The act strips protection, so it takes a ticked box and a deliberate click; Cancel is the
+    default and Enter never confirms.
+    """
+
+    def __init__(self, positions: int, stop_legs: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Emergency stop and pull resting stops?")
+        self.setModal(False)
+        headline = QLabel("Halt trading AND cancel the resting stop-loss legs?")
+        headline.setObjectName("dialogHeadline")
+        headline.setWordWrap(True)
+        legs = f"{stop_legs} resting stop-loss leg{'s' if stop_legs != 1 else ''}"
+        held = f"{positions} open position{'s' if positions != 1 else ''}"
+        self.text_label = QLabel(
+            f"An ordinary EMERGENCY STOP keeps the {legs} at the venue. This one cancels them too: "
+            f"the {held} then have NO protection at the venue, and the engine does not watch them "
+            "once it is closed."
+        )
+        self.text_label.setWordWrap(True)
+        self.text_label.setObjectName("warningNote")
+        self.understood = QCheckBox(f"I understand: the {held} will be unprotected")
+        self.confirm_button = QPushButton("Stop and pull the stops")
+        self.confirm_button.setProperty("destructive", "true")
+        self.confirm_button.setAutoDefault(False)
+        self.confirm_button.setDefault(False)
+        self.confirm_button.setEnabled(False)
+        self.confirm_button.clicked.connect(self.accept)
+        self.cancel_button = QPushButton("Cancel (keep the stops)")
+        self.cancel_button.setAutoDefault(True)
+        self.cancel_button.setDefault(True)
+        self.cancel_button.clicked.connect(self.reject)
+        self.understood.toggled.connect(self.confirm_button.setEnabled)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.confirm_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(headline)
+        layout.addWidget(self.text_label)
+        layout.addWidget(self.understood)
+        layout.addLayout(buttons)
+        self.resize(500, self.sizeHint().height())
+        self.cancel_button.setFocus()
+
+    def accept(self) -> None:
+        if self.understood.isChecked():  # Enter or a stray accept() must not bypass the tick
             super().accept()

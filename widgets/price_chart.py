@@ -50,6 +50,10 @@ class _PriceBuffer:
         return self.x[start : self.n], self.y[start : self.n]
 
 
+# protection states whose stop level is real, and how the line says so
+STOP_DRAWN = {"venue": " (at venue)", "watched": " (watched)"}
+
+
 @dataclass(frozen=True, slots=True)
 class _Fill:
     x: float
@@ -63,6 +67,7 @@ class Levels:
     stop: float | None = None
     take_profit: float | None = None
     entry: float | None = None
+    stop_status: str = ""  # "venue" (a stop order rests there) or "watched" (the engine exits at market)
 
 
 class PriceChart(QWidget):
@@ -168,12 +173,20 @@ class PriceChart(QWidget):
             self._schedule()
 
     def set_levels(
-        self, symbol: str, stop: float | None, take_profit: float | None, entry: float | None
-    ) -> None:
+        self, symbol: str, stop: float | None, take_profit: float | None, entry: float | None,
+        *, stop_status: str | None = None,
+    ) -> None:  # fmt: skip
+        """Levels to draw. With ``stop_status``, the SL line is drawn only if the stop really guards the
+        position ("venue": resting there, "watched": the engine exits at market); a planned stop that
+        nothing holds is not drawn, so the chart never shows protection that is not there."""
+
         def f(v: float | None) -> float | None:
             return None if v is None else float(v)
 
-        self._levels[symbol] = Levels(f(stop), f(take_profit), f(entry))
+        status = "" if stop_status is None else str(getattr(stop_status, "value", stop_status)).lower()
+        if stop_status is not None and status not in STOP_DRAWN:
+            stop = None
+        self._levels[symbol] = Levels(f(stop), f(take_profit), f(entry), status if stop is not None else "")
         if symbol == self._symbol:
             self._schedule()
 
@@ -221,15 +234,15 @@ class PriceChart(QWidget):
 
     def _draw_levels(self, lv: Levels, last_x: float | None) -> None:
         shown: list[float] = []
-        for line, value, prefix in (
-            (self.stop_line, lv.stop, "SL"),
-            (self.take_profit_line, lv.take_profit, "TP"),
-            (self.entry_line, lv.entry, "Entry"),
+        for line, value, prefix, suffix in (
+            (self.stop_line, lv.stop, "SL", STOP_DRAWN.get(lv.stop_status, "")),
+            (self.take_profit_line, lv.take_profit, "TP", ""),
+            (self.entry_line, lv.entry, "Entry", ""),
         ):
             line.setVisible(value is not None)
             if value is not None:
                 line.setValue(value)
-                line.label.setFormat(f"{prefix} {fmt_price(value)}")
+                line.label.setFormat(f"{prefix} {fmt_price(value)}{suffix}")
                 shown.append(value)
         if last_x is not None and shown:
             self._level_anchor.setData(x=[last_x] * len(shown), y=shown)
@@ -245,11 +258,11 @@ class PriceChart(QWidget):
         last = f"last {fmt_price(float(buf.y[buf.n - 1]))}" if buf is not None and buf.n else "no prices yet"
         lv = self._levels.get(self._symbol, Levels())
         extra = "".join(
-            f"&nbsp;&nbsp;<span style='color:{c}'>{p} {fmt_price(v)}</span>"
-            for p, v, c in (
-                ("SL", lv.stop, pal.red),
-                ("TP", lv.take_profit, pal.green),
-                ("Entry", lv.entry, pal.muted),
+            f"&nbsp;&nbsp;<span style='color:{c}'>{p} {fmt_price(v)}{suffix}</span>"
+            for p, v, c, suffix in (
+                ("SL", lv.stop, pal.red, STOP_DRAWN.get(lv.stop_status, "")),
+                ("TP", lv.take_profit, pal.green, ""),
+                ("Entry", lv.entry, pal.muted, ""),
             )
             if v is not None
         )

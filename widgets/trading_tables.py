@@ -236,13 +236,40 @@ def _position_side(r: Record) -> str | None:
     return None if d is None or d == 0 else ("long" if d > 0 else "short")
 
 
+# what really guards a position (engine.core.model.ProtectionStatus values), worst first
+_PROTECTION_RANK = {"unprotected": 0, "none": 1, "watched": 2, "venue": 3}
+_PROTECTION_COLOUR = {"unprotected": "red", "none": "amber", "watched": "amber", "venue": "green"}
+
+
+def protection_status(r: Record) -> str:
+    """"venue", "watched", "unprotected", "none", or "" when the engine did not say."""
+    status = r.get("protection")
+    return "" if status is None else str(getattr(status, "value", status)).lower()
+
+
+def protection_text(r: Record) -> str:
+    status, price = protection_status(r), r.get("protection_price")
+    if status == "venue":
+        return f"stop @ {fmt.fmt_price(price)} at venue"
+    if status == "watched":
+        return f"watched @ {fmt.fmt_price(price)}"
+    if status == "unprotected":
+        return "⚠ UNPROTECTED"
+    if status == "none":
+        return "no stop"
+    return fmt.EMPTY
+
+
 class PositionsTable(RecordTable):
     """Open positions, keyed by symbol.
 
     Keys: symbol, qty (signed: + long, − short), side (optional: long/short/buy/sell;
     derived from qty when absent), avg_price, last, unrealized_pnl, unrealized_pct
-    (percent units), stop_loss, take_profit, opened_at (datetime, or age in seconds).
-    An upsert with qty == 0 removes the row (a closed position).
+    (percent units), stop_loss (the planned level), take_profit, opened_at (datetime, or
+    age in seconds), protection ("venue": a stop order rests at the venue, "watched": the
+    engine watches the level and exits at market, "unprotected": a stop was planned and
+    nothing holds it, "none": no stop asked for) and protection_price (the level really
+    held). An upsert with qty == 0 removes the row (a closed position).
     """
 
     closeRequested = Signal(str)
@@ -257,7 +284,13 @@ class PositionsTable(RecordTable):
         Column("unrealized_pnl", "Unrealised P&L", "money", signed=True, bold=True,
                tooltip="Profit or loss if closed at the last price (quote currency)"),
         Column("unrealized_pct", "P&L %", "pct", signed=True, tooltip="Unrealised P&L as % of entry cost"),
-        Column("stop_loss", "Stop", "price", tooltip="Protective stop-loss price (— = none)"),
+        Column("protection", "Protection", value=protection_text, bold=True, width=150,
+               colour=lambda r: _PROTECTION_COLOUR.get(protection_status(r)),
+               sort_value=lambda r: _PROTECTION_RANK.get(protection_status(r), 9),
+               tooltip="What really guards the position now: a stop resting at the venue, a level the\n"
+                       "engine watches (exits at market), or UNPROTECTED (red: nothing holds the stop)"),
+        Column("stop_loss", "Planned stop", "price", default_visible=False,
+               tooltip="The stop level the strategy asked for; see Protection for what really holds it"),
         Column("take_profit", "Take profit", "price", tooltip="Take-profit price (— = none)"),
         Column("opened_at", "Age", "age", tooltip="Time since the position was opened"),
         Column("close", "", button="Close", value=lambda r: True, width=80,
@@ -286,6 +319,10 @@ class PositionsTable(RecordTable):
 
     def button_tone(self, column: Column) -> str:
         return "red"
+
+    def unprotected_symbols(self) -> list[str]:
+        """Positions a planned stop no longer guards (nothing rests at the venue, nothing watches)."""
+        return sorted(str(r["symbol"]) for r in self.model.records() if protection_status(r) == "unprotected")
 
     def button_clicked(self, key: str, column: str) -> None:
         self.closeRequested.emit(key)
@@ -396,6 +433,8 @@ def position_row(p: Position) -> dict[str, Any]:
         "symbol": p.symbol, "qty": p.qty, "avg_price": p.avg_price, "last": p.last_price,
         "unrealized_pnl": p.unrealized_pnl, "unrealized_pct": p.unrealized_pct,
         "stop_loss": p.stop_loss, "take_profit": p.take_profit, "opened_at": p.opened_at,
+        # read with getattr: an engine older than the protection status simply does not say
+        "protection": getattr(p, "protection", None), "protection_price": getattr(p, "protection_price", None),
     }
 
 
