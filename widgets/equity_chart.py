@@ -167,6 +167,11 @@ class EquityChart(QWidget):
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)
         self._redraw_timer.timeout.connect(self.flush)
+        # a timer the widget owns (not QTimer.singleShot on a bound method): it dies with the widget
+        self._label_timer = QTimer(self)
+        self._label_timer.setSingleShot(True)
+        self._label_timer.setInterval(0)
+        self._label_timer.timeout.connect(self._fit_axis_labels)
 
         self._stats = QLabel("Equity —", self)
         self._stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -339,11 +344,11 @@ class EquityChart(QWidget):
         super().showEvent(event)
         if self._fill_stale:
             self._fill_timer.start()
-        QTimer.singleShot(0, self._fit_axis_labels)  # once pyqtgraph has laid its plots out
+        self._label_timer.start()  # once pyqtgraph has laid its plots out
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        QTimer.singleShot(0, self._fit_axis_labels)
+        self._label_timer.start()
 
     def _fit_axis_labels(self) -> None:
         """A vertical axis title longer than its plot is tall would run into the next one: hide it then
