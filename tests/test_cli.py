@@ -40,8 +40,9 @@ def test_headless_run_journals_fills_and_reports_json(two_runs: tuple[Path, Path
     rep = json.loads(lines[0])
     for key in ("trades", "win_rate", "profit_factor", "max_drawdown", "sharpe"):
         assert key in rep
-    for key in ("trades", "win_rate", "max_drawdown", "sharpe"):
+    for key in ("trades", "win_rate", "max_drawdown"):
         assert isinstance(rep[key], int | float)
+    assert rep["sharpe"] is None  # one simulated hour is too few daily returns: "not enough data", never 0.0
     assert rep["trades"] > 0
 
 
