@@ -39,8 +39,10 @@ class FirstRunDialog(QDialog):
         title.setObjectName("dialogHeadline")
         text = QLabel(DISCLOSURE)
         text.setWordWrap(True)
-        where = "the simulated market" if venue == "simulated" else f"{venue} (as your config says)"
-        self.ack = QCheckBox(f"I have read and understood the risks, and I accept them. Trade on {where}.")
+        where = "the simulated market (no real money)" if venue == "simulated" else f"{venue}, as your config says"
+        self.venue_note = QLabel(f"Accepting starts trading on {where}.")
+        self.venue_note.setWordWrap(True)
+        self.ack = QCheckBox("I have read and understood the risks, and I accept them.")
         self.accept_button = QPushButton("Accept and start")
         self.accept_button.setEnabled(False)
         self.accept_button.setToolTip("Tick the box above first")
@@ -61,10 +63,12 @@ class FirstRunDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(title)
         layout.addWidget(text)
-        layout.addWidget(self.ack)
         layout.addStretch(1)
+        layout.addWidget(self.venue_note)
+        layout.addWidget(self.ack)
         layout.addLayout(buttons)
-        self.setMinimumWidth(560)
+        self.setMinimumSize(640, 380)  # word-wrapped text needs the height; a cramped disclosure is unread
+        title.setWordWrap(True)
         self.setWindowModality(Qt.WindowModality.NonModal)
 
     def _done(self, choice: str) -> None:
