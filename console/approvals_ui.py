@@ -140,24 +140,28 @@ class ApprovalsController(QObject):
         self.show_next()
 
     # --- decisions --------------------------------------------------------------------------
+    # The engine's ApprovalEvent reaches the window a moment later (queued, never inside the engine's
+    # call stack), so the API's answer settles the dialog at once; the event's resolve is then a no-op.
     def _approve(self, rid: str, qty: Decimal | None) -> None:
         result = self.api.approve(rid, self.operator, qty, command_id=uuid.uuid4().hex)
         log.info("approval %s by %s: %s", rid, self.operator, result.message)
-        self._report(rid, result.ok, result.message, "Approval refused")
+        self._settle(rid, result.ok, result.message, "approved", "Approval refused")
 
     def _reject(self, rid: str, reason: str) -> None:
         result = self.api.reject(rid, self.operator, reason or "rejected in the console", command_id=uuid.uuid4().hex)
-        self._report(rid, result.ok, result.message, "Reject failed")
+        self._settle(rid, result.ok, result.message, "rejected", "Reject failed")
 
-    def _report(self, rid: str, ok: bool, msg: str, title: str) -> None:
+    def _settle(self, rid: str, ok: bool, msg: str, status: str, title: str) -> None:
         if ok:
             self.panel.set_message("")
+            self.resolve(rid, status)
             return
         dlg = self.dialog
-        if dlg is not None and dlg.request_id == rid and dlg.status == "pending":
+        if self.engine.approval_gate.get(rid) is not None and dlg is not None and dlg.request_id == rid:
             dlg.show_message(msg)  # still pending: the operator can correct and retry
             return
-        self.panel.set_message(msg)  # the request is gone (e.g. refused after a halt): say so loudly
+        self.resolve(rid, "rejected")  # the refusal ended the request (e.g. trading HALTED): say so loudly
+        self.panel.set_message(msg)
         box = QMessageBox(QMessageBox.Icon.Critical, title, f"✖ {msg}", QMessageBox.StandardButton.Ok, self.window)
         self.message_box = box
         show_nonmodal(box)

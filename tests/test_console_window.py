@@ -194,7 +194,7 @@ def test_resume_refused_while_a_breaker_holds(run: Runner, tmp_path: Path) -> No
             for _ in range(engine.settings.risk.venue_error_burst):
                 engine.breakers.on_venue_error(engine.clock.monotonic())
             assert engine.risk.state is TradingState.HALTED
-            assert window.top_bar.badge.state == "HALTED"
+            await until(lambda: window.top_bar.badge.state == "HALTED", "the state change on screen", 5)
             window.big_buttons.resume_button.click()
             dlg = window.resume_dialog
             assert dlg is not None and dlg.isVisible()
@@ -219,9 +219,12 @@ def test_alert_appears_in_the_feed(run: Runner, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with console(tmp_path, speed=50, strategy=False) as (engine, window, _bridge):
             engine.alert(AlertLevel.CRITICAL, "test_alert", "Something the operator must see")
-            # delivered at once, not on the next flush
-            messages = [r["message"] for r in window.alerts.model.records()]
-            assert "Something the operator must see" in messages
+
+            def messages() -> list[str]:
+                return [r["message"] for r in window.alerts.model.records()]
+
+            # queued to the window at once (never inside the engine's call stack), not on the next flush
+            await until(lambda: "Something the operator must see" in messages(), "the alert in the feed", 5)
             assert window.alerts.unacknowledged_count >= 1
 
     run(scenario())

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QApplication, QDialog
 from engine.core.model import AlertLevel
 from widgets import theme
 from widgets.alert_feed import AlertFeed
-from widgets.big_buttons import BigButtons
-from widgets.dialogs import CloseAllDialog, ResumeDialog
+from widgets.big_buttons import STALE_AFTER_S, BigButtons
+from widgets.dialogs import CloseAllDialog, PullStopsDialog, ResumeDialog
 from widgets.top_bar import StateBadge, TopBar
 
 pytestmark = pytest.mark.gui
@@ -295,6 +295,102 @@ def test_resume_dialog_shows_a_refusal_and_will_not_accept(qtbot) -> None:
         dlg.accept()  # even a programmatic accept is refused
     dlg.set_refusal(None)  # the breaker cleared while the dialog was open
     assert dlg.ok_button.isEnabled() and not dlg.refusal_label.isVisible()
+
+
+# ---- protection kept, refusals shown (issue 13) ---------------------------------------------------
+def test_emergency_button_says_resting_stops_stay_and_pulling_them_is_separate(qtbot) -> None:
+    buttons = BigButtons()
+    qtbot.addWidget(buttons)
+    buttons.show()
+    tip = buttons.emergency_button.toolTip()
+    assert "stop-loss legs STAY at the venue" in tip and "No confirmation" in tip
+    assert "Asks for a separate confirmation" in buttons.pull_stops_button.toolTip()
+    with qtbot.assertNotEmitted(buttons.emergencyStop), qtbot.waitSignal(buttons.pullStopsRequested, timeout=1000):
+        qtbot.mouseClick(buttons.pull_stops_button, Qt.MouseButton.LeftButton)
+
+
+def test_pull_stops_dialog_needs_the_tick_and_enter_never_confirms(qtbot) -> None:
+    dlg = PullStopsDialog(positions=2, stop_legs=2)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    assert "2 resting stop-loss legs" in dlg.text_label.text() and "NO protection" in dlg.text_label.text()
+    assert dlg.cancel_button.isDefault() and not dlg.confirm_button.isEnabled()
+    with qtbot.assertNotEmitted(dlg.accepted):
+        dlg.accept()  # not ticked: refused however it is called
+        qtbot.keyClick(dlg, Qt.Key.Key_Return)  # Enter hits Cancel
+    dlg.show()
+    dlg.understood.setChecked(True)
+    assert dlg.confirm_button.isEnabled()
+    with qtbot.waitSignal(dlg.accepted, timeout=1000):
+        qtbot.mouseClick(dlg.confirm_button, Qt.MouseButton.LeftButton)
+
+
+def test_confirmation_dialogs_are_not_modal_and_carry_their_own_stop(qtbot) -> None:
+    for dlg in (CloseAllDialog(POSITIONS, D("1"), 0), ResumeDialog(None)):
+        qtbot.addWidget(dlg)
+        assert not dlg.isModal()
+        assert not dlg.stop_button.isDefault() and not dlg.stop_button.autoDefault()
+        with qtbot.waitSignal(dlg.emergencyStop, timeout=1000):
+            qtbot.mouseClick(dlg.stop_button, Qt.MouseButton.LeftButton)
+        assert dlg.result() == 0  # stopping neither confirms nor cancels the dialog
+
+
+def test_unprotected_positions_are_counted_in_red(qtbot, dark) -> None:
+    buttons = BigButtons()
+    qtbot.addWidget(buttons)
+    buttons.show()
+    assert not buttons.unprotected_label.isVisible()  # nothing open, nothing to say
+    buttons.set_unprotected([], 2)
+    assert buttons.unprotected_label.text() == "✔ 2 open positions, all protected"
+    buttons.set_unprotected(["SOL/USDT", "BTC/USDT"], 3)
+    assert buttons.unprotected_count == 2
+    assert buttons.unprotected_label.text() == "⚠ 2 UNPROTECTED positions: BTC/USDT, SOL/USDT"
+    image = buttons.unprotected_label.grab().toImage()
+    reds = sum(
+        1 for x in range(0, image.width(), 2) for y in range(0, image.height(), 2)
+        if (c := image.pixelColor(x, y)).red() > 180 and c.green() < 120 and c.blue() < 120
+    )  # fmt: skip
+    assert reds > 10
+
+
+def test_close_all_refusals_are_shown_per_symbol_with_retry_and_stop(qtbot) -> None:
+    buttons = BigButtons()
+    qtbot.addWidget(buttons)
+    buttons.show()
+    buttons.set_progress("close_all", "2 positions to flatten", 1, 2, details={
+        "failures": {"ETH/USDT": "venue refused: Account has insufficient balance for requested action."},
+        "positions_left": {"ETH/USDT": "0.5"},
+    })  # fmt: skip
+    assert buttons.progress_result == "busy"
+    assert "ETH/USDT: venue refused: Account has insufficient balance" in buttons.failure_label.text()
+    assert buttons.retry_button.isVisible() and buttons.stop_trying_button.isVisible()
+    with qtbot.waitSignal(buttons.closeAllRetry, timeout=1000):
+        qtbot.mouseClick(buttons.retry_button, Qt.MouseButton.LeftButton)
+    left = {"failures": {"ETH/USDT": "would not reduce"}, "positions_left": {"ETH/USDT": "0.5"}}
+    buttons.set_progress("close_all", "NOT flat: 1 positions left (ETH/USDT)", 1, 2, True, False, left)
+    assert buttons.progress_result == "fail" and "would not reduce" in buttons.failure_label.text()
+    with qtbot.waitSignal(buttons.closeAllStop, timeout=1000):
+        qtbot.mouseClick(buttons.stop_trying_button, Qt.MouseButton.LeftButton)
+    buttons.close_all_stopped(1)
+    assert not buttons.retry_button.isVisible()
+    assert "1 position left, HALTED; their resting stops stay" in buttons.progress_message.text()
+    buttons.set_progress("close_all", "flat: 2 positions closed", 2, 2, True, True, {"failures": {}})
+    assert not buttons.failure_label.isVisible() and not buttons.retry_button.isVisible()
+
+
+def test_a_running_operation_with_no_news_says_so(qtbot) -> None:
+    buttons = BigButtons()
+    qtbot.addWidget(buttons)
+    buttons.show()
+    buttons.set_progress("close_all", "2 positions to flatten", 1, 2)
+    started = buttons._last_news
+    buttons.refresh_staleness(now=started + 1)
+    assert "no progress" not in buttons.progress_message.text()
+    buttons.refresh_staleness(now=started + STALE_AFTER_S + 7)
+    assert f"no progress for {int(STALE_AFTER_S + 7)} s" in buttons.progress_message.text()
+    buttons.set_progress("close_all", "1 positions to flatten", 1, 2)  # news: the warning goes
+    assert "no progress" not in buttons.progress_message.text()
 
 
 # ---- themes --------------------------------------------------------------------------------------

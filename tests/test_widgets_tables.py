@@ -178,11 +178,11 @@ def test_age_column_counts_from_the_injected_clock(positions: PositionsTable) ->
 
 
 def test_hiding_a_column_from_code_and_from_the_header_menu(qtbot, positions: PositionsTable) -> None:
-    assert positions.is_column_visible("stop_loss")
+    assert positions.is_column_visible("protection")
     with qtbot.waitSignal(positions.columnVisibilityChanged, timeout=1000) as sig:
-        positions.set_column_visible("stop_loss", False)
-    assert sig.args == ["stop_loss", False]
-    assert positions.view.isColumnHidden(positions.model.column_of("stop_loss"))
+        positions.set_column_visible("protection", False)
+    assert sig.args == ["protection", False]
+    assert positions.view.isColumnHidden(positions.model.column_of("protection"))
 
     menu = positions.column_menu()
     action = next(a for a in menu.actions() if a.text() == "Take profit")
@@ -274,3 +274,40 @@ def test_fills_are_newest_first_and_bounded(qtbot) -> None:
                       "liquidity": "maker", "client_id": "o1"})
     assert table.keys_in_view_order() == ["f4", "f3", "f2"]
     assert table.cell_text("f4", "liquidity") == "MAKER"
+
+
+# ---- protection: what really guards each position (issue 13) --------------------------------------
+def test_protection_column_says_what_really_holds_the_stop(positions: PositionsTable) -> None:
+    positions.set_rows([
+        pos("BTC/USDT", protection="venue", protection_price=D("58000.00"), stop_loss=D("58000.00")),
+        pos("ETH/USDT", protection="watched", protection_price=D("2900.50"), stop_loss=D("2900.50")),
+        pos("SOL/USDT", protection="unprotected", stop_loss=D("140.00")),
+        pos("XRP/USDT", protection="none"),
+        pos("ADA/USDT"),  # an engine that does not say: no claim either way
+    ])  # fmt: skip
+    keys = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT"]
+    text = {k: positions.cell_text(k, "protection") for k in keys}
+    assert text["BTC/USDT"] == f"stop @ {fmt.fmt_price(D('58000.00'))} at venue"
+    assert text["ETH/USDT"] == f"watched @ {fmt.fmt_price(D('2900.50'))}"
+    assert "UNPROTECTED" in text["SOL/USDT"]
+    assert text["XRP/USDT"] == "no stop" and text["ADA/USDT"] == "—"
+    pal = current_palette()
+    col = positions.model.column_of("protection")
+
+    def colour(key: str) -> Any:
+        return positions.model.index(positions.model.row_of(key), col).data(Qt.ItemDataRole.ForegroundRole)
+
+    assert colour("SOL/USDT") == QColor(pal.red)
+    assert colour("BTC/USDT") == QColor(pal.green)
+    assert positions.unprotected_symbols() == ["SOL/USDT"]
+    # the planned level is not what the table leads with: its column is hidden by default
+    assert positions.is_column_visible("protection") and not positions.is_column_visible("stop_loss")
+    positions.view.sortByColumn(col, Qt.SortOrder.AscendingOrder)
+    assert positions.keys_in_view_order()[0] == "SOL/USDT"  # the worst first
+
+
+def test_position_row_carries_the_protection_status() -> None:
+    p = Position("BTC/USDT", D("0.5"), D("60000"), D("60100"), stop_loss=D("58000"),
+                 protection="unprotected", protection_price=None)  # fmt: skip
+    row = position_row(p)
+    assert row["protection"] == "unprotected" and row["protection_price"] is None
