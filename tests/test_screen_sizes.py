@@ -219,3 +219,22 @@ def test_dock_titles_are_docks_but_the_command_strip_is_not(run: Runner, tmp_pat
             assert window.big_buttons.parent() is strip and window.top_bar.parent() is strip
 
     run(scenario())
+
+
+def test_docks_keep_their_proportions_until_the_operator_moves_one(run: Runner, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with console(tmp_path) as (_engine, window):
+            gauges = window.docks["gauges"]
+            await settle(window, 1280, 720)
+            await until(lambda: gauges.width() < 300, "one gauge column at 1280")
+            await settle(window, 1920, 1080)
+            await until(lambda: gauges.width() > 340, "two gauge columns at 1920")  # not a laptop-sized chart row
+            assert window.gauges.columns() == 2
+            host = window.dock_host
+            host.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, gauges)  # the operator moves it
+            await asyncio.sleep(0.05)
+            assert not window.dock_sizer.enabled  # from now on the layout is the operator's
+            window.reset_layout()  # View → Reset layout hands the proportions back
+            assert window.dock_sizer.enabled
+
+    run(scenario())
