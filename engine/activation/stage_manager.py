@@ -12,11 +12,11 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from engine.activation.evidence_window import EvidenceWindow
 from engine.activation.stages import (
     STAGE_LABELS,
     Evaluation,
     evaluate,
-    load_journal_data,
     next_stage,
     previous_stage,
 )
@@ -39,6 +39,7 @@ class StageManager:
         self._stage: str | None = None
         self._since: datetime | None = None
         self._paper_win_rate: float | None = None
+        self._window = EvidenceWindow()  # the journal read incrementally, not once per check
 
     @property
     def config(self) -> StagesConfig:
@@ -91,7 +92,7 @@ class StageManager:
     # --- evidence ---------------------------------------------------------------------
     def evaluate(self, now: datetime | None = None) -> Evaluation:
         """Blocking (journal reads and pandas): run it off the loop, see evaluate_async."""
-        data = load_journal_data(self.e.journal, self._since, self._paper_win_rate)
+        data = self._window.load(self.e.journal, self._since, self._paper_win_rate)
         tz = self.e.settings.engine.trading_day_tz
         return evaluate(self.stage, data, now or self.e.clock.now(), self.config, tz)
 

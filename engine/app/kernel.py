@@ -65,6 +65,8 @@ from engine.venues.base import AuthenticationFailed, Venue
 log = logging.getLogger(__name__)
 
 StrategyFactory = Callable[[Any, list[str]], Strategy]
+MAX_SPEED_EVIDENCE_S = 600.0  # --speed max: stage evidence at least every 10 simulated minutes
+MAX_SPEED_TICK_S = 5.0  # --speed max: the once-a-second checks every 5 simulated seconds
 CLOCK_HIGH_WATER = "clock_high_water"  # the latest engine time journaled: a restart never goes back
 
 
@@ -134,6 +136,7 @@ class Engine:
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._simulated_time = isinstance(clock, SimClock)
+        self._max_speed = self._simulated_time and getattr(venue, "speed", None) == "max"
         self.health = ConnectionHealth(self)  # links up or down; a lost one is a journaled incident
         venue.link_sink = self.health.link
         self.bus.subscribe(self._journal_alert, AlertEvent)
@@ -222,11 +225,14 @@ class Engine:
     def _schedule_periodic_work(self) -> None:
         """Every periodic job on the engine clock: a fast simulator runs them on simulated time."""
         t = self.timers
-        t.every("housekeeping", 1.0, self._housekeeping)
-        t.every("approvals", 1.0, self.approval_gate.poll)
-        t.every("stage_evidence", lambda: self.settings.stages.red_flags.check_every_s, self._stage_evidence)
-        t.every("alert_rules", 1.0, self.alert_center.check)
-        t.every("protection", 1.0, self.protection.check)
+        # As fast as the simulator goes, the once-a-second checks run every 5 simulated seconds: per
+        # simulated second they would cost more than the trading they watch (nothing goes stale there).
+        second = MAX_SPEED_TICK_S if self._max_speed else 1.0
+        t.every("housekeeping", second, self._housekeeping)
+        t.every("approvals", second, self.approval_gate.poll)
+        t.every("stage_evidence", self._evidence_period, self._stage_evidence)
+        t.every("alert_rules", second, self.alert_center.check)
+        t.every("protection", second, self.protection.check)
         reconciler = self.reconciler
         if reconciler is not None and reconciler.enabled and reconciler.interval_s and reconciler.interval_s > 0:
             t.every("reconcile", reconciler.interval_s, reconciler.periodic)
@@ -400,13 +406,21 @@ class Engine:
         self.bus.publish(ConnectionEvent(now, self.venue.name, self.connected, ping, (now - last).total_seconds()))
         self.bus.publish(RiskEvent(now, tuple(self.rule_values())))
 
+    def _evidence_period(self) -> float:
+        """The red-flag period; as fast as the simulator goes, at least every 10 simulated minutes
+        (each evaluation is ~70 ms of pandas: per simulated minute it would be most of a backtest)."""
+        period = self.settings.stages.red_flags.check_every_s
+        if self._max_speed:
+            return max(period, MAX_SPEED_EVIDENCE_S)
+        return period
+
     async def _stage_evidence(self) -> None:
         """One evaluation of the stage's evidence feeds both the red flags and the criterion alerts.
 
         As fast as the simulator goes, it runs inline: a thread hop per simulated minute would
         make the run wait on the loop's selector far more than on the work itself."""
         sm = self.stage_manager
-        if self._simulated_time and getattr(self.venue, "speed", None) == "max":
+        if self._max_speed:
             self.journal.flush()
             ev = sm.evaluate()
         else:
