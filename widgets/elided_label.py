@@ -14,8 +14,9 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QStyle, QStyleOption, QWidget
 
 class ElidedLabel(QLabel):
     def __init__(self, text: str = "", parent: QWidget | None = None, *, min_chars: int = 6,
-                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> None:  # fmt: skip
+                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight, max_lines: int = 1) -> None:  # fmt: skip
         super().__init__(parent)
+        self._max_lines = max(1, max_lines)  # above 1: wraps at words, elides only the last line's end
         self._full = ""
         self._tip_from_text = ""
         self._min_chars = min_chars
@@ -35,9 +36,24 @@ class ElidedLabel(QLabel):
     def full_text(self) -> str:
         return self._full
 
+    def shown_lines(self) -> list[str]:
+        """The lines painted at the current width (the full text when it fits)."""
+        fm, width = self.fontMetrics(), max(0, self.contentsRect().width())
+        if self._max_lines == 1:
+            return [fm.elidedText(self._full, self._mode, width)]
+        lines: list[str] = []
+        words = self._full.split(" ")
+        while words and len(lines) < self._max_lines - 1:
+            line = words.pop(0)
+            while words and fm.horizontalAdvance(f"{line} {words[0]}") <= width:
+                line += " " + words.pop(0)
+            lines.append(line)
+        if words:
+            lines.append(fm.elidedText(" ".join(words), Qt.TextElideMode.ElideRight, width))
+        return lines
+
     def shown_text(self) -> str:
-        """What is painted at the current width (the full text when it fits)."""
-        return self.fontMetrics().elidedText(self._full, self._mode, max(0, self.contentsRect().width()))
+        return " ".join(self.shown_lines())
 
     def is_elided(self) -> bool:
         return self.shown_text() != self._full
@@ -47,12 +63,18 @@ class ElidedLabel(QLabel):
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
             self.updateGeometry()  # a QSS property change (bold, bigger) changes the width the text needs
 
+    def _height(self) -> int:
+        m = self.contentsMargins()
+        return self.fontMetrics().lineSpacing() * self._max_lines + m.top() + m.bottom() + 2
+
     def minimumSizeHint(self) -> QSize:
         fm = self.fontMetrics()
-        return QSize(fm.horizontalAdvance("M" * self._min_chars), super().minimumSizeHint().height())
+        height = self._height() if self._max_lines > 1 else super().minimumSizeHint().height()
+        return QSize(fm.horizontalAdvance("M" * self._min_chars), height)
 
     def sizeHint(self) -> QSize:
-        return super().sizeHint()  # QLabel's hint for the full text, style margins included
+        hint = super().sizeHint()  # QLabel's hint for the full text, style margins included
+        return hint if self._max_lines == 1 else QSize(hint.width(), self._height())
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
@@ -60,6 +82,7 @@ class ElidedLabel(QLabel):
         opt.initFrom(self)
         self.style().drawPrimitive(QStyle.PrimitiveElement.PE_Widget, opt, painter, self)
         painter.setPen(self.palette().color(self.foregroundRole()))
-        painter.drawText(self.contentsRect(), int(self.alignment()) | int(Qt.AlignmentFlag.AlignVCenter),
-                         self.shown_text())  # fmt: skip
+        flags = int(self.alignment()) | int(Qt.AlignmentFlag.AlignVCenter if self._max_lines == 1 else
+                                            Qt.AlignmentFlag.AlignTop)  # fmt: skip
+        painter.drawText(self.contentsRect(), flags, "\n".join(self.shown_lines()))
         painter.end()

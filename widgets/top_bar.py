@@ -132,7 +132,7 @@ class TopBar(QWidget):
 
         self.badge = StateBadge()
         # the details line: why the state is what it is, in full on hover, elided only at the end
-        self.reason_label = ElidedLabel(min_chars=10)
+        self.reason_label = ElidedLabel(min_chars=10, max_lines=2)
         self.reason_label.setObjectName("stateReason")
         self.reason_label.setProperty("role", "details")
         self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -142,7 +142,7 @@ class TopBar(QWidget):
         details = QHBoxLayout(self.details_line)
         details.setContentsMargins(0, 0, 0, 0)
         details.setSpacing(6)
-        details.addWidget(self.reason_caption)
+        details.addWidget(self.reason_caption, 0, Qt.AlignmentFlag.AlignTop)
         details.addWidget(self.reason_label, 1)
         self.details_line.setVisible(False)
 
