@@ -86,6 +86,7 @@ class JournalWriter:
         self._recovery_callbacks: list[Callable[[], None]] = []
         self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._hooks: deque[Callable[[sqlite3.Connection], None]] = deque()
+        self._writer_idle = False  # waiting for rows: only then does a put need to wake it (enqueue stays cheap)
         self._sync = ""
 
     # --- state, from any thread ------------------------------------------------------------
@@ -135,7 +136,9 @@ class JournalWriter:
                 fire = self._set_failure(
                     f"journal queue full: {self.capacity} rows wait for the writer (writes are too slow)"
                 )
-            self._cond.notify()
+            if self._writer_idle:
+                self._writer_idle = False
+                self._cond.notify_all()
         if fire:
             self._fire_failure(fire)
 
@@ -211,9 +214,13 @@ class JournalWriter:
                 elif self._items or self._held:
                     break
                 else:
+                    self._writer_idle = True
                     self._cond.wait()
-            count = min(len(self._items), self._max_batch)
-            return [self._items.popleft() for _ in range(count)]
+                    self._writer_idle = False
+            if len(self._items) <= self._max_batch:  # the usual case: take them all, O(1) under the lock
+                taken, self._items = self._items, deque()
+                return list(taken)
+            return [self._items.popleft() for _ in range(self._max_batch)]
 
     def _encode(self, raw: list[tuple[str, Any]]) -> list[Stmt]:
         stmts: list[Stmt] = []
