@@ -162,3 +162,24 @@ def test_a_symbol_without_any_stop_type_is_watched_by_the_engine_and_says_so(tmp
             await wait_for(lambda: e.portfolio.qty("ETH/USDT") == 0, timeout=10, what="the watched stop's exit")
 
     run_main(main)
+
+
+def test_pressing_emergency_stop_twice_runs_one_cancel_round(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        e = await started(make_engine(tmp_path))
+        for k in range(5):
+            e.submit_intent(buy(e, "BTC/USDT", "300", limit_below=f"0.00{k + 1}"))
+        await until(lambda: e.book.working_count() == 5 and not e.execution.inflight, what="five resting orders")
+        first = e.api.emergency_stop("panic", "alice")
+        second = e.api.emergency_stop("panic again", "alice")
+        assert first.ok and second.ok and "already in progress" in second.message
+        await until(lambda: not e.stop_in_progress(), what="the cancel round")
+        e.journal.flush()
+        done = [r for r in e.journal.audit_rows() if r["action"] == "emergency_stop_done"]
+        assert len(done) == 1  # one cancel round, not two
+        retried = e.api.emergency_stop("panic", "alice", command_id="click-1")
+        again = e.api.emergency_stop("panic", "alice", command_id="click-1")
+        assert again is retried  # the same command id executes once
+        await stop(e)
+
+    run(scenario())
