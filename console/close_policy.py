@@ -71,7 +71,7 @@ class VenuePicture:
 
 POLICY_LABELS = {
     "keep": "Quit, keep positions and their resting stops",
-    "cancel_orders": "Quit and cancel ALL orders, stop legs included (positions stay, unprotected)",
+    "cancel_orders": "Quit and cancel ALL orders, stop-loss legs included (positions stay, unprotected)",
     "close_all": "Close all positions at market, then quit",
 }
 
@@ -102,12 +102,19 @@ class QuitDialog(QDialog):
                 label = (f"Quit and cancel ALL {_n(picture.orders, 'order')}, including "
                          f"{_n(picture.stop_legs, 'stop-loss leg')} (positions stay, UNPROTECTED)")  # fmt: skip
             text = label + ("  (your setting)" if policy == configured and policy != DEFAULT_POLICY else "")
+            if policy == DEFAULT_POLICY:
+                text = f"✔ {text}  (Enter)"
             button = QPushButton(text)
             button.setObjectName(f"policy_{policy}")
             button.setAutoDefault(policy == DEFAULT_POLICY)
             button.setDefault(policy == DEFAULT_POLICY)
             if policy != DEFAULT_POLICY:
                 button.setProperty("destructive", "true")
+            else:  # the safe choice looks like the main one, not like the least loud
+                font = button.font()
+                font.setBold(True)
+                button.setFont(font)
+                button.setMinimumHeight(40)
             button.clicked.connect(lambda _=False, p=policy: self._choose(p))
             self.buttons[policy] = button
             layout.addWidget(button)

@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeyEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QDialog, QWizard
+from PySide6.QtWidgets import QApplication, QDialog, QPushButton, QWizard
 
-from widgets.dialogs import STOP_BUTTON_TEXT, STOP_BUTTON_TIP
+from widgets.dialogs import STOP_BUTTON_TEXT, style_stop_button
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,8 @@ class StopGuard(QObject):
             dialog.setButtonText(_WIZARD_STOP, STOP_BUTTON_TEXT)
             dialog.setOption(QWizard.WizardOption.HaveCustomButton1, True)
             button = dialog.button(_WIZARD_STOP)
-            button.setObjectName("emergencyButton")
-            button.setToolTip(STOP_BUTTON_TIP)
-            button.setAutoDefault(False)
+            if isinstance(button, QPushButton):
+                style_stop_button(button)
             dialog.customButtonClicked.connect(
                 lambda which: self._stop("wizard button") if which == _WIZARD_STOP.value else None
             )

@@ -223,6 +223,8 @@ class BigButtons(QWidget):
         if finished:
             self._stale_timer.stop()
             self.progress_bar.setVisible(False)
+            if details and details.get("failures"):
+                message = message.split("; ")[0]  # the refusals are listed below, one line per symbol
             self.progress_message.setText(f"{'✔' if ok else '✖'} {name}: {message}")
             result = "ok" if ok else "fail"
         else:

@@ -41,15 +41,28 @@ STOP_BUTTON_TIP = (
 )
 
 
-def emergency_stop_button(parent: QWidget | None = None) -> QPushButton:
-    """The red stop button a dialog carries, styled like the main one; never a default button."""
-    button = QPushButton(STOP_BUTTON_TEXT, parent)
-    button.setObjectName("emergencyButton")  # the theme's red style
-    button.setMinimumHeight(40)
+# red in both themes, but dialog-sized: the main button's 17 pt style would not fit a dialog's row
+DIALOG_STOP_QSS = (
+    "QPushButton { background: #c62828; color: #ffffff; font-size: 11pt; font-weight: bold;"
+    " border: 2px solid #ff8a80; border-radius: 6px; padding: 6px 14px; }"
+    " QPushButton:hover { background: #e53935; } QPushButton:pressed { background: #8e0000; }"
+)
+
+
+def style_stop_button(button: QPushButton) -> None:
+    button.setObjectName("dialogEmergencyButton")
+    button.setStyleSheet(DIALOG_STOP_QSS)
+    button.setMinimumHeight(36)
     button.setAutoDefault(False)
     button.setDefault(False)
     button.setToolTip(STOP_BUTTON_TIP)
     button.setAccessibleName("Emergency stop")
+
+
+def emergency_stop_button(parent: QWidget | None = None) -> QPushButton:
+    """The red stop button a dialog carries; never a default button."""
+    button = QPushButton(STOP_BUTTON_TEXT, parent)
+    style_stop_button(button)
     return button
 
 

@@ -284,7 +284,7 @@ class PositionsTable(RecordTable):
         Column("unrealized_pnl", "Unrealised P&L", "money", signed=True, bold=True,
                tooltip="Profit or loss if closed at the last price (quote currency)"),
         Column("unrealized_pct", "P&L %", "pct", signed=True, tooltip="Unrealised P&L as % of entry cost"),
-        Column("protection", "Protection", value=protection_text, bold=True, width=150,
+        Column("protection", "Protection", value=protection_text, bold=True, width=185,
                colour=lambda r: _PROTECTION_COLOUR.get(protection_status(r)),
                sort_value=lambda r: _PROTECTION_RANK.get(protection_status(r), 9),
                tooltip="What really guards the position now: a stop resting at the venue, a level the\n"
