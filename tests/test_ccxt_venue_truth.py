@@ -443,3 +443,19 @@ def test_the_real_like_fake_is_a_small_account_with_binance_habits() -> None:
                 await venue.close()
 
     run(main)
+
+
+def test_a_fee_assets_price_comes_from_the_venue_for_the_portfolio() -> None:
+    async def main() -> None:
+        async with FakeBinance(api_key=KEY, api_secret=SECRET, symbols=("BTC/USDT", "BNB/USDT")) as fake:
+            endpoints = CcxtEndpoints(rest_public=fake.rest_url, ws_public=fake.ws_url, ws_private=fake.ws_api_url)
+            venue = CcxtVenue(SystemClock(), KEY, SECRET, symbols=["BTC/USDT"], endpoints=endpoints, **FAST)
+            try:
+                await venue.connect()
+                prices = await venue.asset_prices(["BNB", "XYZ"], "USDT")
+                bnb = fake.matching.last_tick("BNB/USDT")
+                assert bnb is not None and prices == {"BNB": bnb.last}
+            finally:
+                await venue.close()
+
+    run(main)

@@ -121,3 +121,11 @@ def test_a_stop_limit_buy_locks_at_its_limit_price() -> None:
     assert m.balances()["USDT"].locked > D("611")
     too_big = Order("sb2", "BTC/USDT", Side.BUY, OrderType.STOP_LIMIT, D("1"), price=D("61100"), stop_price=D("61000"))
     assert m.submit(too_big, None, T0)[-1].order.status is OrderStatus.REJECTED
+
+
+def test_the_simulator_prices_a_fee_asset_it_is_told_or_trades() -> None:
+    async def main() -> None:
+        v = venue(fee_model="binance_spot", bnb_pays=True, asset_prices={"BNB": D(600)})
+        assert await v.asset_prices(["BNB", "XYZ"], "USDT") == {"BNB": D(600)}
+
+    run(main)

@@ -212,6 +212,11 @@ class Venue(abc.ABC):
         """The account's value in its quote currency (cash plus holdings at their marks), when known."""
         return None
 
+    async def asset_prices(self, assets: list[str], quote: str) -> dict[str, Decimal]:
+        """Quote-currency prices of assets that are not traded symbols here (a fee asset such as BNB),
+        for Portfolio.mark_asset; the ones the venue cannot price are left out."""
+        return {}
+
     @abc.abstractmethod
     async def cancel(self, order: Order) -> Order:
         """Cancel one order; returns its final state. Cancelling a finished order is not an error."""

@@ -209,6 +209,18 @@ class CcxtVenue(Venue):
             total += bal.total * cv.dec(ticker.get("last") or ticker.get("bid"))
         return total
 
+    async def asset_prices(self, assets: list[str], quote: str) -> dict[str, Decimal]:
+        markets = self._ex.markets or {}
+        out = {}
+        for asset in assets:
+            symbol = f"{asset}/{quote}"
+            if symbol in markets:
+                ticker = await self._retrying(self._ex.fetch_ticker, symbol)
+                price = cv.dec(ticker.get("last") or ticker.get("bid"))
+                if price > 0:
+                    out[asset] = price
+        return out
+
     async def positions(self) -> dict[str, Decimal]:
         """Spot holdings of each traded symbol's base asset."""
         balances = await self.balances()

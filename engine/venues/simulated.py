@@ -272,6 +272,10 @@ class SimulatedVenue(Venue):
         every = InstrumentCapabilities(ALL_ORDER_TYPES)
         return VenueCapabilities(dict.fromkeys(self._instruments, every), fills_in_submit_reply=True)
 
+    async def asset_prices(self, assets: list[str], quote: str) -> dict[str, Decimal]:
+        prices = {a: self.matching.asset_price(a, quote) for a in assets}
+        return {a: p for a, p in prices.items() if p}
+
     async def equity(self) -> Decimal | None:
         """Cash plus holdings at their last prices, in the quote currency."""
         balances = self.matching.balances()
