@@ -187,7 +187,7 @@ async def run_window(
         unlocked = await ask_master_password(settings, paths.data_dir)
         if unlocked is None:
             return 0
-        opts.credentials = unlocked  # type: ignore[attr-defined]  # read by engine.app.factory (wiring pending)
+        opts.credentials = unlocked  # the venue reads its keys from this store (engine.app.factory)
     try:
         engine = build_engine(settings, paths, opts)
     except ValueError as exc:  # a config the stage refuses, missing credentials: said in one line, no traceback

@@ -409,3 +409,29 @@ def test_a_screenshot_is_taken_at_its_time_without_waiting_for_a_position(run: R
             assert target.exists() and window.positions.row_count() == 0
 
     run(scenario())
+
+
+def test_the_unlocked_store_is_what_the_engine_reads_its_keys_from(
+    run: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TRADING_CONSOLE_BINANCE_API_KEY", "TRADING_CONSOLE_BINANCE_API_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+    async def scenario() -> None:
+        data = app_paths().data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        CredentialStore(data, master_password="pw", use_keyring=False).store("binance", "main", "K", "S")
+        settings = Settings.model_validate({
+            "engine": {"venue": "binance"}, "stages": {"initial": "testnet"},
+            "venues": {"binance": {"mode": "testnet", "account": "main"}},
+        })  # fmt: skip
+        with pytest.raises(ValueError, match="no binance API credentials"):  # locked: the start refuses, by name
+            build_engine(settings, app_paths(), RunOptions(with_strategy=False))
+        unlocked = CredentialStore(data, master_password="pw", use_keyring=False)
+        engine = build_engine(settings, app_paths(), RunOptions(with_strategy=False, credentials=unlocked))
+        try:
+            assert engine.venue.name.lower().startswith("binance")
+        finally:
+            engine.journal.close()
+
+    run(scenario())
