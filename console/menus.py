@@ -152,6 +152,8 @@ def readme_path() -> Path | None:
 def readme_sections(text: str) -> list[tuple[str, str]]:
     """(title, markdown) per "## " section; the text before the first one is "Overview"."""
     sections: list[tuple[str, str]] = []
+    # pictures are named, not drawn: a full-size screenshot in a help pane pushes the text out of sight
+    text = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r"*Picture: \1* (`\2`)", text)
     parts = re.split(r"^## +(.+)$", text, flags=re.MULTILINE)
     intro = re.sub(r"^# .*$", "", parts[0], count=1, flags=re.MULTILINE).strip()
     if intro:

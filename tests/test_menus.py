@@ -166,6 +166,8 @@ def test_readme_sections_split_on_second_level_titles() -> None:
     sections = readme_sections("# T\nintro\n## One\na\n### sub\nb\n## Two\nc\n")
     assert [t for t, _ in sections] == ["Overview", "One", "Two"]
     assert "### sub" in sections[1][1]
+    pictured = readme_sections("## A\n![The console at work](docs/x.png)\n")
+    assert pictured[0][1].endswith("*Picture: The console at work* (`docs/x.png`)")
 
 
 def test_emergency_stop_acts_while_the_help_dialog_is_open(run: Runner, tmp_path: Path, qtbot: Any) -> None:
