@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -172,7 +172,9 @@ class HelpDialog(QDialog):
         self.sections = sections
         self.index = QListWidget()
         self.index.addItems([title for title, _ in sections])
-        self.index.setMaximumWidth(240)
+        self.index.setMaximumWidth(280)
+        self.index.setWordWrap(True)  # long section titles wrap instead of being cut
+        self.index.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.text = QTextBrowser()
         self.text.setOpenExternalLinks(True)
         self.index.currentRowChanged.connect(self.show_section)
