@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="save a picture of the window, then exit")
     p.add_argument("--screenshot-after", type=float, default=20.0, metavar="SECONDS")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--new-journal", action="store_true",
+                   help="archive the current journal (into data/archive/) and start a new one: the explicit way "
+                        "past a missing or damaged journal")  # fmt: skip
     p.add_argument("--version", action=_PrintVersion, nargs=0, help="print the version and exit")
     from console import control_cli  # status, halt, close-all, resume, watch, certs; --attach; the control server
 
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from engine.app.factory import RunOptions
 
-    opts = RunOptions(seed=args.seed, speed=args.speed)
+    opts = RunOptions(seed=args.seed, speed=args.speed, new_journal=args.new_journal)
     if args.attach:
         from console.fleet import run_fleet_gui
 

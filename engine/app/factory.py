@@ -17,7 +17,7 @@ from engine.core.model import VenueMode
 from engine.core.paths import AppPaths
 from engine.core.stage_venues import check_stage_allows
 from engine.core.venue_settings import AlpacaMode
-from engine.persistence.journal import Journal
+from engine.persistence.journal_identity import open_journal
 from engine.strategies.ema_cross import EmaCross
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class RunOptions:
     start: datetime | None = None
     with_strategy: bool = True
     credentials: CredentialStore | None = None  # a store the window unlocked with the master password
+    new_journal: bool = False  # the operator chose to archive the journal and start a new one
 
 
 def build_engine(
@@ -51,7 +52,7 @@ def build_engine(
     if opts.speed is not None:
         sim.speed = opts.speed  # type: ignore[assignment]
     paths.ensure()
-    journal = Journal(paths.journal_file)
+    journal = open_journal(paths, new_journal=opts.new_journal)  # identity checked: never a silent fresh start
     try:  # before any credential is read or any venue reached: the stage decides which venues may run
         check_stage_allows(settings, journal.get_state("stage") or settings.stages.initial, str(paths.config_file))
     except ConfigError:
@@ -89,6 +90,10 @@ def build_engine(
     )
 
 
+class CredentialsMissing(ValueError):
+    """No API keys for the configured venue: a start-up failure with its own message and exit code."""
+
+
 def venue_credentials(
     venue: str, paths: AppPaths, account: str = "default", unlocked: CredentialStore | None = None
 ) -> tuple[str, str]:
@@ -110,7 +115,9 @@ def venue_credentials(
     prefix = f"TRADING_CONSOLE_{venue.upper()}_"
     key, secret = os.environ.get(prefix + "API_KEY", ""), os.environ.get(prefix + "API_SECRET", "")
     if not key or not secret:
-        raise ValueError(f"no {venue} API credentials: store them in the console or set {prefix}API_KEY/_API_SECRET")
+        raise CredentialsMissing(
+            f"no {venue} API credentials: store them in the console or set {prefix}API_KEY/_API_SECRET"
+        )
     return key, secret
 
 

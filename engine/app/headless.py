@@ -9,10 +9,16 @@ import sys
 import time
 
 from engine.app.control_setup import ControlOptions, ControlServerError, start_control
-from engine.app.factory import RunOptions, build_engine
+from engine.app.factory import CredentialsMissing, RunOptions, build_engine
 from engine.app.kernel import Engine
 from engine.core.config import ConfigError, Settings
 from engine.core.paths import AppPaths
+from engine.persistence.errors import JournalError
+
+# Exit codes of a headless run (journal errors carry their own, 20-28; see engine/persistence/errors.py)
+EXIT_CONFIG = 2
+EXIT_CREDENTIALS = 10
+EXIT_JOURNAL_LOST = 29
 
 
 async def run_headless(
@@ -27,7 +33,13 @@ async def run_headless(
         engine = build_engine(settings, paths, opts)
     except ConfigError as exc:  # a venue mode the stage refuses, a missing venue section: one line, no traceback
         print(f"configuration error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return EXIT_CONFIG
+    except JournalError as exc:  # missing, empty, damaged, read-only or full journal: each its own code
+        print(f"journal error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except CredentialsMissing as exc:
+        print(f"credentials: {exc}", file=sys.stderr, flush=True)
+        return EXIT_CREDENTIALS
     try:  # serve before touching the venue: a bad bind is reported before anything trades
         served = await start_control(engine, paths, control or ControlOptions())
     except ControlServerError as exc:
@@ -49,8 +61,9 @@ async def run_headless(
     except BaseException:
         await served.stop()  # no endpoint file left pointing at an engine that never ran
         raise
+    why = f" ({engine.risk.state_reason})" if engine.risk.state_reason else ""
     print(
-        f"trading-console headless: {engine.venue.name} ({engine.venue.mode}), state {engine.risk.state.value}, "
+        f"trading-console headless: {engine.venue.name} ({engine.venue.mode}), state {engine.risk.state.value}{why}, "
         f"journal {paths.journal_file}",
         flush=True,
     )
@@ -66,7 +79,11 @@ async def run_headless(
         await served.stop()
         await engine.shutdown()
         print(engine.status_line(), flush=True)
-        engine.journal.close()
+        lost = engine.journal.close()
+    if lost:  # SIGTERM exits 0 only when everything reached the disk
+        what = ", ".join(f"{n} {kind} rows" for kind, n in sorted(lost.items()))
+        print(f"journal: NOT everything was written ({what}); see the log", file=sys.stderr, flush=True)
+        return EXIT_JOURNAL_LOST
     return 0
 
 

@@ -9,6 +9,7 @@ Execution -> venue) and every step publishes an event. Operator commands enter t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -60,11 +61,14 @@ from engine.risk.breakers import Breakers
 from engine.risk.reject_breaker import RejectBreaker, halt_with
 from engine.risk.risk_engine import RiskEngine
 from engine.strategies.base import Strategy
-from engine.venues.base import AuthenticationFailed, Venue
+from engine.venues.base import AuthenticationFailed, Venue, VenueError
 
 log = logging.getLogger(__name__)
 
 StrategyFactory = Callable[[Any, list[str]], Strategy]
+CONNECT_ATTEMPTS = 3  # at start, before the engine settles for HALTED and keeps trying
+CONNECT_BACKOFF_S = 1.0
+CONNECT_RETRY_S = 15.0
 MAX_SPEED_EVIDENCE_S = 600.0  # --speed max: stage evidence at least every 10 simulated minutes
 MAX_SPEED_TICK_S = 5.0  # --speed max: the once-a-second checks every 5 simulated seconds
 CLOCK_HIGH_WATER = "clock_high_water"  # the latest engine time journaled: a restart never goes back
@@ -188,18 +192,68 @@ class Engine:
 
     # --- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Connect, restore from the journal, warm the strategy up, start the streams."""
+        """Restore from the journal, connect, reconcile, warm the strategy up, start the streams.
+
+        A venue that cannot be reached at start does not crash the engine: it starts HALTED, says
+        why, and keeps trying; once the venue answers, the start completes (still HALTED)."""
         self._loop = asyncio.get_running_loop()
-        await self.venue.connect()
-        self.market.instruments.update(await self.venue.instruments())
-        self.symbols = [s for s in self.symbols if s in self.market.instruments]
+        self.stage_manager.load()
         self._restore(await asyncio.to_thread(self._read_journal))
         self._announce_restored_halt()
+        await self._verify_audit_chain()
+        self.started_at = self.clock.now()
+        self.notifier.start()
+        failure = await self._connect(CONNECT_ATTEMPTS)
+        if failure is not None:
+            self.risk.set_state(TradingState.HALTED, f"{self.venue.name} unreachable at start: {failure}; retrying",
+                                "system")  # fmt: skip
+            self.alert(AlertLevel.CRITICAL, "venue_unreachable",
+                       f"{self.venue.name} could not be reached at start ({failure}). Trading is HALTED; "
+                       "the engine keeps trying and completes its start when the venue answers.",
+                       key="venue_unreachable")  # fmt: skip
+            self._tasks = [asyncio.create_task(self._connect_later(), name="connect")]
+            self.audit("engine_start", f"venue {self.venue.name} unreachable: {failure}", {"symbols": self.symbols})
+            return
+        await self._start_trading()
+
+    async def _connect(self, attempts: int) -> str | None:
+        """Connect and load the instruments; None when it worked, else why it did not."""
+        why = ""
+        for attempt in range(attempts):
+            try:
+                await self.venue.connect()
+                self.market.instruments.update(await self.venue.instruments())
+                return None
+            except AuthenticationFailed as exc:
+                return f"authentication failed: {exc}"  # a wrong key does not get right by retrying
+            except (VenueError, OSError, TimeoutError) as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                self.journal.record_incident(self.clock.now(), self.venue.name, "connect_failed", why)
+                if attempt < attempts - 1:
+                    await asyncio.sleep(min(30.0, CONNECT_BACKOFF_S * 2**attempt))
+        return why
+
+    async def _connect_later(self) -> None:
+        while True:
+            await asyncio.sleep(CONNECT_RETRY_S)
+            failure = await self._connect(1)
+            if failure is None:
+                self.alert(AlertLevel.WARNING, "venue_reachable",
+                           f"{self.venue.name} answers again; the engine starts, HALTED until resumed.",
+                           key="venue_unreachable")  # fmt: skip
+                await self._start_trading()
+                return
+            if failure.startswith("authentication failed"):
+                self.alert(AlertLevel.CRITICAL, "venue_unreachable", f"{self.venue.name}: {failure}",
+                           key="venue_unreachable")  # fmt: skip
+                return
+
+    async def _start_trading(self) -> None:
+        self.symbols = [s for s in self.symbols if s in self.market.instruments]
         adopt = getattr(self.venue, "adopt_book", None)
         if adopt is not None:  # the in-process simulated market starts empty: give it our book
             holdings = {p.symbol: p.qty for p in self.portfolio.positions()}
             adopt(self.portfolio.cash, holdings, self.book.working())
-        self.started_at = self.clock.now()
         self.reconciler = Reconciler.for_engine(self)  # the venue is the truth: repair, or HALT
         await self.reconciler.on_start()
         if self._strategy_factory is not None:
@@ -210,8 +264,6 @@ class Engine:
         self.bus.publish(
             ConnectionEvent(self.clock.now(), self.venue.name, True, await self.venue.ping_ms(), 0.0)
         )
-        self.notifier.start()
-        self.stage_manager.load()
         self.approval_gate.expire_orphans()
         self._schedule_periodic_work()
         self._tasks = [
@@ -278,6 +330,15 @@ class Engine:
             if prot:
                 self.protection.restore(p.symbol, prot)
 
+    async def _verify_audit_chain(self) -> None:
+        """A broken audit chain means someone rewrote the record: start HALTED and say where."""
+        verdict = await asyncio.to_thread(self.journal.verify_chain)
+        if not verdict.ok:
+            self.risk.set_state(TradingState.HALTED, f"audit chain broken: {verdict.message}", "system")
+            self.alert(AlertLevel.EMERGENCY, "audit_chain_broken",
+                       f"The audit trail fails verification ({verdict.message}); trading starts HALTED.",
+                       key="audit_chain")  # fmt: skip
+
     def _announce_restored_halt(self) -> None:
         state = self.journal.get_state("trading_state")
         if state == TradingState.HALTED.value:
@@ -293,10 +354,18 @@ class Engine:
                 self.strategy.on_tick(tick)
 
     async def run(self, duration_s: float | None = None) -> None:
-        """Run until stopped, or until `duration_s` of engine-clock time has passed."""
+        """Run until stopped, or until `duration_s` of engine time has passed.
+
+        Simulated time ends the run from the market pump (time moves only with the market); real time
+        ends it by the clock too, so a venue that sends no data (or never connected) cannot keep it going."""
         if duration_s is not None:
             assert self.started_at is not None
             self._deadline = self.started_at.timestamp() + duration_s
+            if not self._simulated_time:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopped.wait(), max(0.0, duration_s))
+                self.stopped.set()
+                return
         await self.stopped.wait()
 
     _deadline: float | None = None
