@@ -7,9 +7,11 @@ can stay up for half an hour. So one object, installed on the QApplication:
 - sees every key press in every window, modal dialogs and popups included, and turns F12
   and Ctrl+Shift+X into the stop (a shortcut map entry could be blocked; an application
   event filter cannot);
-- makes every dialog that is about to be shown non-modal, so a click on the main window's
-  EMERGENCY STOP is never swallowed; a dialog that truly must stay modal sets the property
-  ``KEEP_MODAL`` and carries its own stop button;
+- makes every dialog non-modal before it is first shown (at its Polish event: changing a
+  QMessageBox's modality later, in its Show event, leaves it invisible), so a click on the main
+  window's EMERGENCY STOP is never swallowed; a dialog re-opened later is caught at Show. A
+  dialog that truly must stay modal sets the property ``KEEP_MODAL`` and carries its own stop
+  button;
 - gives a QWizard (the activation wizard) its own EMERGENCY STOP button, since it is large
   enough to cover the main one on a small screen.
 """
@@ -21,7 +23,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeyEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QDialog, QPushButton, QWizard
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QPushButton, QWizard
 
 from widgets.dialogs import STOP_BUTTON_TEXT, style_stop_button
 
@@ -70,14 +72,19 @@ class StopGuard(QObject):
                 self.triggered += 1
                 self._stop(f"key {QKeySequence(event.keyCombination()).toString()}")
             return True
-        if kind == QEvent.Type.Show and isinstance(obj, QDialog) and obj.isWindow():
-            self._unblock(obj)
+        if kind == QEvent.Type.Polish and isinstance(obj, QDialog) and obj.isWindow():
+            self._unblock(obj)  # first show: open() has set the modality, nothing is mapped yet
+        elif kind == QEvent.Type.Show and isinstance(obj, QDialog) and obj.isWindow():
+            if not isinstance(obj, QMessageBox):  # a re-opened dialog (Polish comes once per widget)
+                self._unblock(obj)
+            self._add_wizard_button(obj)
         return False
 
     def _unblock(self, dialog: QDialog) -> None:
         if not dialog.property(KEEP_MODAL) and dialog.windowModality() != Qt.WindowModality.NonModal:
-            # the show event comes before the window is mapped: the modality set here is the one used
             dialog.setWindowModality(Qt.WindowModality.NonModal)
+
+    def _add_wizard_button(self, dialog: QDialog) -> None:
         if isinstance(dialog, QWizard) and not dialog.property(_GUARDED):
             dialog.setProperty(_GUARDED, True)
             dialog.setButtonText(_WIZARD_STOP, STOP_BUTTON_TEXT)

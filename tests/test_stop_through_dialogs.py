@@ -299,3 +299,18 @@ def test_typing_x_or_ctrl_x_in_a_dialog_is_not_a_stop(run: Runner, tmp_path: Pat
             assert window.operator_actions.stops == 0
 
     run(scenario())
+
+
+def test_through_the_help_about_files_and_disclosure_dialogs(run: Runner, tmp_path: Path) -> None:
+    from console import menus
+
+    async def scenario() -> None:
+        async with console(tmp_path) as (engine, window):
+            for show in (menus.show_help, menus.show_about, menus.show_files, menus.show_disclosure):
+                if engine.risk.state is not TradingState.ACTIVE:
+                    resume(engine, window)
+                dlg = show(window)
+                await stops_every_way(engine, window, dlg)
+                dlg.close()
+
+    run(scenario())
