@@ -426,6 +426,11 @@ class WizardLauncher:
             shiboken6.delete(self.wizard)  # a finished wizard is not reused: every run starts fresh
         self.wizard = ActivationWizard(self.engine, self.window, config_path=self.config_path)
         self.wizard.accepted.connect(self._disclosure_accepted)
+        store = getattr(self.window, "store", None)
+        if store is not None:  # accepted at the first-run question: not asked twice in a row
+            from console.first_run import ACCEPTED, remembered_choice
+
+            self.wizard.welcome_page.ack.setChecked(remembered_choice(store) == ACCEPTED)
         self.wizard.open()
         return self.wizard
 

@@ -435,3 +435,15 @@ def test_the_unlocked_store_is_what_the_engine_reads_its_keys_from(
             engine.journal.close()
 
     run(scenario())
+
+
+def test_the_wizard_does_not_ask_again_for_a_disclosure_accepted_at_the_first_run(run: Runner, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with console(tmp_path) as (_engine, window):
+            assert not window.wizard.open().welcome_page.ack.isChecked()
+            window.wizard.wizard.reject()
+            window.store.setValue(CHOICE_KEY, ACCEPTED)
+            wiz = window.wizard.open()
+            assert wiz.welcome_page.ack.isChecked() and wiz.button(NEXT).isEnabled()
+
+    run(scenario())
