@@ -163,7 +163,8 @@ class BigButtons:
         for p in e.portfolio.positions():
             tick = e.market.ticks.get(p.symbol)
             exit_price = (tick.bid if p.qty > 0 else tick.ask) if tick else p.last_price
-            pnl = (exit_price - p.avg_price) * p.qty - abs(p.qty) * exit_price * taker
+            # net of both fees: the entry fee paid so far (p.fees) and the estimated exit fee
+            pnl = (exit_price - p.avg_price) * p.qty - abs(p.qty) * exit_price * taker - p.fees
             total += pnl
             rows.append(
                 {
@@ -195,7 +196,7 @@ class BigButtons:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
         await self.cancel_everything("close_all", reason, deadline_s=min(30.0, deadline_s), keep_protection=True)
-        start_realized = e.portfolio.realized
+        trades_before = len(e.portfolio.closed_trades)
         total = e.portfolio.open_count()
         failures: dict[str, str] = {}
         refusals: dict[str, int] = {}
@@ -221,7 +222,7 @@ class BigButtons:
                 await self._ask_venue(open_now)
             attempt += 1
             await asyncio.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
-        return self._finish_close_all(total, start_realized, failures, operator)
+        return self._finish_close_all(total, trades_before, failures, operator)
 
     def _send_flattens(self, open_now: dict[str, Decimal], reason: str, failures: dict[str, str]) -> list[Order]:
         e = self.e
@@ -274,14 +275,16 @@ class BigButtons:
             await reconciler.run("close_all")
 
     def _finish_close_all(
-        self, total: int, start_realized: Decimal, failures: dict[str, str], operator: str
+        self, total: int, trades_before: int, failures: dict[str, str], operator: str
     ) -> dict[str, Any]:
         e = self.e
         left = {p.symbol: str(p.qty) for p in e.portfolio.positions()}
+        # the round trips close-all ended, net of both fees: the figure the report shows for them
+        realized = sum((t.pnl for t in e.portfolio.closed_trades[trades_before:]), ZERO)
         summary = {
             "positions_closed": total - len(left),
             "positions_left": left,
-            "realized_pnl": str((e.portfolio.realized - start_realized).quantize(Decimal("0.00000001"))),
+            "realized_pnl": str(realized.quantize(Decimal("0.01"))),
             "failures": {s: m for s, m in failures.items() if s in left},
             "ok": not left,
         }

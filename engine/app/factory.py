@@ -18,7 +18,7 @@ from engine.core.paths import AppPaths
 from engine.core.stage_venues import check_stage_allows
 from engine.core.venue_settings import AlpacaMode
 from engine.persistence.journal_identity import open_journal
-from engine.strategies.ema_cross import EmaCross
+from engine.strategies.ema_cross import EmaCross, ExitCosts
 
 if TYPE_CHECKING:
     from engine.core.venue_settings import AlpacaSettings, BinanceSettings
@@ -58,7 +58,9 @@ def build_engine(
     except ConfigError:
         journal.close()
         raise
-    factory = (lambda e, symbols: EmaCross(e, symbols, settings.strategy)) if opts.with_strategy else None
+    costs = ExitCosts(entries_per_day=settings.risk.max_new_positions_per_day,
+                      taker_fee=settings.simulator.taker_fee)  # exits clear the fees the venue charges
+    factory = (lambda e, symbols: EmaCross(e, symbols, settings.strategy, costs)) if opts.with_strategy else None
     if settings.engine.venue in ("binance", "alpaca"):
         clock = SystemClock()
         make = binance_venue if settings.engine.venue == "binance" else alpaca_venue
