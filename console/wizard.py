@@ -385,9 +385,14 @@ class ActivationWizard(QWizard):
             self.check_loads(saved)
         values = self.risk_page.values()
         values.pop("capital_cap")
-        apply_risk_changes(self.engine.settings.risk, values)
+        # through the OperatorAPI: checked like the config, audited, and bound at once (the risk checks and
+        # the breakers reload), never only written into settings that are read at the next start
+        result = self.engine.api.update_risk_limits(values, "risk limits set in the activation wizard", self.operator)
+        if not result.ok:
+            raise ValueError(result.message)
         cap_stage = self.target_stage or self.engine.stage_manager.stage
         self.engine.settings.stages.stage(cap_stage).capital_cap = saved.stages.stage(cap_stage).capital_cap
+        self.engine.stage_manager.refresh_limits()  # a new capital cap binds now too
         if self.config_path is not None:
             save_settings(saved, self.config_path)
         self.engine.journal.set_state(DONE_KEY, True)
