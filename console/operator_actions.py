@@ -122,6 +122,7 @@ class OperatorActions(QObject):
 
     def on_progress(self, ev: ProgressEvent) -> None:
         details = getattr(ev, "details", None) or {}
+        self.window.big_buttons.can_stop_running = callable(getattr(self.api, "stop_close_all", None))
         self.window.big_buttons.set_progress(ev.operation, ev.message, ev.done, ev.total, ev.finished, ev.ok, details)
         if ev.operation == "close_all" and ev.finished:
             self.window.big_buttons.set_close_all_enabled(True)

@@ -364,12 +364,18 @@ def test_close_all_refusals_are_shown_per_symbol_with_retry_and_stop(qtbot) -> N
     })  # fmt: skip
     assert buttons.progress_result == "busy"
     assert "ETH/USDT: venue refused: Account has insufficient balance" in buttons.failure_label.text()
-    assert buttons.retry_button.isVisible() and buttons.stop_trying_button.isVisible()
-    with qtbot.waitSignal(buttons.closeAllRetry, timeout=1000):
-        qtbot.mouseClick(buttons.retry_button, Qt.MouseButton.LeftButton)
+    # running: the refusals show; Retry waits for the end, Stop only where the console can stop it
+    assert not buttons.retry_button.isVisible() and not buttons.stop_trying_button.isVisible()
+    buttons.can_stop_running = True
+    buttons.set_progress("close_all", "2 positions to flatten", 1, 2, details={"failures": {"ETH/USDT": "x"}})
+    assert buttons.stop_trying_button.isVisible() and buttons.stop_trying_button.text() == "Stop trying"
+    assert not buttons.retry_button.isVisible()
     left = {"failures": {"ETH/USDT": "would not reduce"}, "positions_left": {"ETH/USDT": "0.5"}}
     buttons.set_progress("close_all", "NOT flat: 1 positions left (ETH/USDT)", 1, 2, True, False, left)
     assert buttons.progress_result == "fail" and "would not reduce" in buttons.failure_label.text()
+    assert buttons.retry_button.isVisible()
+    with qtbot.waitSignal(buttons.closeAllRetry, timeout=1000):
+        qtbot.mouseClick(buttons.retry_button, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(buttons.closeAllStop, timeout=1000):
         qtbot.mouseClick(buttons.stop_trying_button, Qt.MouseButton.LeftButton)
     buttons.close_all_stopped(1)

@@ -59,6 +59,9 @@ class BigButtons(QWidget):
         self._operation = ""
         self._last_news = 0.0  # time.monotonic() of the last progress of a running operation
         self._busy_message = ""
+        # the console sets this when its API can stop a running close-all; without it, a running one
+        # shows its refusals and ends by itself (the engine gives up after repeated refusals)
+        self.can_stop_running = False
 
         self.emergency_button = QPushButton("■  EMERGENCY STOP")
         self.emergency_button.setObjectName("emergencyButton")
@@ -251,8 +254,14 @@ class BigButtons(QWidget):
         lines += [f"• {sym}: {qty} still open" for sym, qty in sorted(left.items()) if sym not in failures]
         self.failure_label.setText("\n".join(lines))
         self.failure_label.setVisible(bool(lines))
-        stuck = operation == "close_all" and (bool(failures) or (finished and not ok))
-        self.failure_actions.setVisible(stuck)
+        closing = operation == "close_all"
+        ended_not_flat = closing and finished and not ok
+        # Retry only once it has ended (a close-all asked again while it runs is the same one)
+        self.retry_button.setVisible(ended_not_flat)
+        self.stop_trying_button.setVisible(ended_not_flat or (closing and not finished and bool(failures)
+                                                                and self.can_stop_running))  # fmt: skip
+        self.failure_actions.setVisible(self.retry_button.isVisibleTo(self.failure_actions)
+                                        or self.stop_trying_button.isVisibleTo(self.failure_actions))  # fmt: skip
         self.stop_trying_button.setText("Stop trying" if not finished else "Stop: stay HALTED")
 
     def close_all_stopped(self, positions_left: int) -> None:
