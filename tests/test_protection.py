@@ -183,3 +183,53 @@ def test_pressing_emergency_stop_twice_runs_one_cancel_round(tmp_path: Path) -> 
         await stop(e)
 
     run(scenario())
+
+
+def test_binance_emergency_stop_keeps_the_resting_stop_legs(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with binance(tmp_path, {}) as (fake, e):
+            for s in SYMBOLS:
+                inst, last = e.instruments[s], e.ticks[s].last
+                qty = inst.round_qty(max(D(1000) / last, inst.min_qty))
+                e.submit_intent(OrderIntent(s, Side.BUY, qty, stop_loss=inst.round_price(last * D("0.97"))))
+            await wait_for(lambda: all(_stop_legs(e, s) for s in SYMBOLS), timeout=20, what="two resting stops")
+            assert await e.emergency_stop("test", "alice")
+            resting = fake.matching.open_orders()
+            assert sorted(o.symbol for o in resting) == SYMBOLS  # one stop leg per position, still at the venue
+            assert all(o.order_type is OrderType.STOP_MARKET for o in resting)
+
+    run_main(main)
+
+
+def test_alpaca_refusing_stop_orders_gets_stop_limit_legs_that_survive_an_emergency_stop(tmp_path: Path) -> None:
+    from engine.venues.alpaca_venue import AlpacaVenue
+    from tests.fakes.alpaca import FakeAlpaca
+
+    async def main() -> None:
+        symbols = ["AAPL", "MSFT"]
+        async with FakeAlpaca(api_key="PKPROT", secret_key="prot-secret-1", symbols=symbols,
+                              refused_types={"stop"}) as fake:  # a broker answering 422 for type "stop"
+            venue = AlpacaVenue(SystemClock(), "PKPROT", "prot-secret-1", url_override=fake.url, data_url=fake.url,
+                                symbols=symbols, **FAST)  # type: ignore[arg-type]  # fmt: skip
+            settings = settings_for(cash_reserve=0.0, max_position_notional=0.5, max_volatility=1000.0)
+            settings.approvals.enabled = False
+            settings.engine.shutdown = "keep"
+            e = Engine(settings, venue, Journal(tmp_path / "journal.sqlite"), SystemClock(), symbols=symbols)
+            await e.start()
+            try:
+                await wait_for(lambda: len(e.ticks) == len(symbols), what="quotes")
+                for s in symbols:
+                    stop_at = e.instruments[s].round_price(e.ticks[s].last * D("0.97"))
+                    e.submit_intent(OrderIntent(s, Side.BUY, D(3), stop_loss=stop_at))
+                await wait_for(lambda: all(_stop_legs(e, s) for s in symbols), timeout=20, what="resting stop legs")
+                assert all(leg.order_type is OrderType.STOP_LIMIT for s in symbols for leg in _stop_legs(e, s))  # type: ignore[attr-defined]
+                assert await e.emergency_stop("test", "alice")
+                resting = fake.matching.open_orders()
+                assert sorted(o.symbol for o in resting) == symbols
+                for s in symbols:
+                    pos = e.portfolio.position(s)
+                    assert pos is not None and pos.protection == ProtectionStatus.VENUE.value
+            finally:
+                await stop(e)
+
+    run_main(main)
