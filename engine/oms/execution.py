@@ -256,6 +256,10 @@ class Execution:
 
     async def cancel_order(self, order: Order) -> Order | None:
         """Cancel one order, retrying while the outcome is unknown; the answer goes through the book."""
+        if order.status is OrderStatus.PENDING:  # its submit is on the way: cancel what lands, not before
+            order = await self._acknowledged(order)
+            if order.status.is_terminal:
+                return order
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S[:3])):
             if delay:
                 await asyncio.sleep(delay)
@@ -275,6 +279,15 @@ class Execution:
                 continue
             return self._apply(done, ())
         return None
+
+    async def _acknowledged(self, order: Order, timeout_s: float = 10.0) -> Order:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        current = self.book.get(order.client_id) or order
+        while current.status is OrderStatus.PENDING and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            current = self.book.get(order.client_id) or current
+        return current
 
     async def _read_back(self, order: Order) -> Order | None:
         """The venue's own view of an order whose cancel answer was lost or unclear."""

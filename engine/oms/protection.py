@@ -121,6 +121,10 @@ class Protection:
         self._planned: dict[str, OrderIntent] = {}  # entry client id -> intent
         self._plans: dict[str, _Plan] = {}  # symbol -> active protection
         self._unprotected_since: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._syncing: set[str] = set()
+        self._dirty: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._last_alarm: dict[str, float] = {}
 
     # --- planning ------------------------------------------------------------------------------
@@ -151,32 +155,71 @@ class Protection:
             exiting=exiting,
         )
         self._save(entry.symbol)
-        if self._stop_legs(entry.symbol):
-            # the position grew: the old leg covers too little and locks the coins the new one needs
-            asyncio.get_running_loop().create_task(self._replace_stop(entry.symbol))
-        else:
-            self._arm_stop(entry.symbol, pos)
+        self._sync(entry.symbol)
 
     def _stop_legs(self, symbol: str) -> list[Order]:
         return [o for o in self.links.book().working(symbol) if o.role == "stop_loss"]
 
-    async def _replace_stop(self, symbol: str) -> None:
+    # --- one stop leg per position, changed one at a time -----------------------------------------
+    def _lock(self, symbol: str) -> asyncio.Lock:
+        return self._locks.setdefault(symbol, asyncio.Lock())
+
+    def _sync(self, symbol: str) -> None:
+        """Make the resting leg match the position, one change at a time per symbol.
+
+        Entries that fill in quick succession each ask for a new leg; replacing legs concurrently
+        left two resting at once (the second locking coins the first held) and the venue refused
+        every exit. Requests that arrive while a change runs are folded into one more pass."""
+        if symbol in self._syncing:
+            self._dirty.add(symbol)
+            return
+        self._syncing.add(symbol)
+        task = asyncio.get_running_loop().create_task(self._sync_loop(symbol))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sync_loop(self, symbol: str) -> None:
+        try:
+            while True:
+                self._dirty.discard(symbol)
+                async with self._lock(symbol):
+                    await self._sync_once(symbol)
+                if symbol not in self._dirty:
+                    return
+        finally:
+            self._syncing.discard(symbol)
+
+    async def _sync_once(self, symbol: str) -> None:
+        plan = self._plans.get(symbol)
+        pos = self.links.holdings().position(symbol)
+        if plan is None or pos is None or not pos.qty or plan.stop is None or plan.exiting or plan.watched:
+            return
+        legs = self._stop_legs(symbol)
+        if len(legs) == 1 and legs[0].client_id == plan.stop_order and legs[0].qty == abs(pos.qty):
+            return  # already the right leg
         orders = self.links.orders()
-        for leg in self._stop_legs(symbol):
+        for leg in legs:
             await orders.cancel_order(leg)
+        if any(o.status.is_working for o in self._stop_legs(symbol)):
+            self._dirty.add(symbol)  # a cancel did not go through yet: try again, never two legs at once
+            await asyncio.sleep(LEG_RETRY_S)
+            return
         pos = self.links.holdings().position(symbol)
         if pos is not None and pos.qty:
-            self._arm_stop(symbol, pos)  # no-op when an exit took over meanwhile (plan.exiting)
+            submitted = self._arm_stop(symbol, pos)  # no-op when an exit took over meanwhile (plan.exiting)
+            if submitted is not None:
+                await submitted  # acknowledged (or refused) before the next change
 
     # --- the stop leg and its fallback chain -------------------------------------------------------
-    def _arm_stop(self, symbol: str, pos: Position) -> None:
+    def _arm_stop(self, symbol: str, pos: Position) -> Any:
+        """Submit the stop leg for the whole position (the next type the chain allows); returns its task."""
         plan = self._plans.get(symbol)
         if plan is None or plan.stop is None or plan.exiting:
-            return
+            return None
         kinds = [t for t in self.links.stop_types(symbol) if t.value not in plan.tried]
         if not kinds:
             self._watch(symbol, plan, "the venue takes no stop order for this instrument")
-            return
+            return None
         kind = kinds[0]
         side = Side.SELL if pos.qty > 0 else Side.BUY
         stop = Decimal(plan.stop)
@@ -191,8 +234,9 @@ class Protection:
         order = orders.new_order(intent, abs(pos.qty), "stop_loss")
         plan.stop_order = order.client_id
         plan.watched = False
-        orders.start_submit(order)
+        task = orders.start_submit(order)
         self._push(symbol)
+        return task
 
     def on_order(self, order: Order) -> None:
         """A stop leg's news: resting (protected), or refused (the next step of the chain)."""
@@ -211,7 +255,7 @@ class Protection:
                        f"({order.reason}); falling back to {step}")  # fmt: skip
                 self._alert(AlertLevel.WARNING, "stop_fallback", msg, key=f"stop_fallback:{order.symbol}")
                 if pos is not None and pos.qty:
-                    self._arm_stop(order.symbol, pos)
+                    self._sync(order.symbol)
             else:
                 plan.refusals += 1
                 if plan.refusals >= MAX_LEG_REFUSALS:
@@ -255,7 +299,7 @@ class Protection:
             self._push(symbol)
             return
         if plan.stop_order is None or self.links.book().working_order(plan.stop_order) is None:
-            self._arm_stop(symbol, pos)
+            self._sync(symbol)
 
     def on_position_flat_or_new(self, symbol: str, pos: Position) -> None:
         if pos.qty != 0:
@@ -272,14 +316,12 @@ class Protection:
     async def release(self, symbol: str) -> None:
         """Cancel the symbol's resting stop leg (and wait) so an exit can use the coins it locks."""
         plan = self._plans.get(symbol)
-        if plan is None:
-            for leg in self._stop_legs(symbol):
+        if plan is not None:
+            plan.exiting = True
+            plan.stop_order = None
+        async with self._lock(symbol):  # not while a leg is being replaced
+            for leg in self._stop_legs(symbol):  # every leg, an orphan of an earlier plan included
                 await self.links.orders().cancel_order(leg)
-            return
-        plan.exiting = True
-        plan.stop_order = None
-        for leg in self._stop_legs(symbol):  # every leg, an orphan of an earlier plan included
-            await self.links.orders().cancel_order(leg)
         self._push(symbol)
 
     # --- watching: take profit, time exit, engine-watched stops ------------------------------------------
