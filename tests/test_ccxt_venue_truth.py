@@ -124,7 +124,7 @@ def test_a_websocket_that_never_completes_its_handshake_falls_back_to_polling_pe
                 fake.step()
                 await wait_for(lambda: bool(ticks), what="ticks by polling")
                 result = await venue.place(market("poll-1"))
-                await wait_for(lambda: any(u.fill for u in updates), 2.0, "a fill by polling")
+                await wait_for(lambda: any(u.fill for u in updates), 5.0, "a fill by polling")
                 assert {u.fill.fill_id for u in updates if u.fill} == {f.fill_id for f in result.fills}
 
     run(main)
@@ -137,12 +137,12 @@ def test_an_authentication_that_is_never_answered_times_out_and_polls() -> None:
         async with rig({"user_stream": "silent"}) as (fake, venue, links):
             await venue.connect()
             async with collecting(venue.order_updates()) as updates:
-                await wait_for(lambda: down(links, "orders"), 3.0, "orders link reported down")
+                await wait_for(lambda: down(links, "orders"), 5.0, "orders link reported down")
                 assert "no answer within" in next(why for name, up, why in links if name == "orders" and not up)
                 assert not down(links, "market")  # per link: the market stream was never touched
                 order = await venue.submit(resting(fake, "silent-1"))
                 fake.push_tick("BTC/USDT", order.price - D("0.5"), order.price, volume=D(1))  # type: ignore[operator]
-                await wait_for(lambda: any(u.fill for u in updates), 2.0, "the fill by polling")
+                await wait_for(lambda: any(u.fill for u in updates), 5.0, "the fill by polling")
 
     run(main)
 
@@ -153,9 +153,9 @@ def test_a_market_subscription_that_is_never_answered_times_out_and_polls() -> N
             fake.market_stream = "silent"
             await venue.connect()
             async with collecting(venue.market_stream(SYMBOLS)) as ticks:
-                await wait_for(lambda: down(links, "market"), 3.0, "market link down")
+                await wait_for(lambda: down(links, "market"), 5.0, "market link down")
                 fake.step()
-                await wait_for(lambda: bool(ticks), 2.0, "ticks by polling")
+                await wait_for(lambda: bool(ticks), 5.0, "ticks by polling")
             assert not down(links, "orders")
 
     run(main)
@@ -166,10 +166,10 @@ def test_an_absent_user_stream_is_reported_and_fills_arrive_from_the_reply_and_p
         async with rig({"user_stream": "absent"}) as (_fake, venue, links):
             await venue.connect()
             async with collecting(venue.order_updates()) as updates:
-                await wait_for(lambda: down(links, "orders"), 3.0, "orders link down")
+                await wait_for(lambda: down(links, "orders"), 5.0, "orders link down")
                 result = await venue.place(market("absent-1"))
                 assert result.order.status is OrderStatus.FILLED and result.fills
-                await wait_for(lambda: any(u.fill for u in updates), 2.0, "the same fill by polling")
+                await wait_for(lambda: any(u.fill for u in updates), 5.0, "the same fill by polling")
                 polled = {u.fill.fill_id for u in updates if u.fill}
                 assert polled == {f.fill_id for f in result.fills}
 
@@ -180,13 +180,13 @@ def test_a_slow_user_stream_does_not_delay_fills_past_the_grace() -> None:
     """The stream subscribes fine but reports 5 s late: the acknowledged order is polled within the grace."""
 
     async def main() -> None:
-        async with rig({"user_stream_delay_s": 5.0}) as (fake, venue, links):
+        async with rig({"user_stream_delay_s": 30.0}) as (fake, venue, links):
             await venue.connect()
             async with collecting(venue.order_updates()) as updates:
                 await wait_for(lambda: fake.websocket_count == 1, what="user stream subscribed")
                 order = await venue.submit(resting(fake, "slow-1"))
                 fake.push_tick("BTC/USDT", order.price - D("0.5"), order.price, volume=D(1))  # type: ignore[operator]
-                await wait_for(lambda: any(u.fill for u in updates), 2.0, "the fill well before the stream's")
+                await wait_for(lambda: any(u.fill for u in updates), 5.0, "the fill well before the stream's")
                 assert down(links, "orders")  # a stream that lags is reported, not trusted
 
     run(main)
@@ -418,10 +418,10 @@ def test_a_market_stream_that_goes_quiet_after_subscribing_is_reported_and_polle
             async with collecting(venue.market_stream(SYMBOLS)) as ticks:
                 await wait_for(lambda: bool(ticks), what="the first ticks by websocket")
                 assert venue.stream_mode["market"] == "websocket"
-                await wait_for(lambda: down(links, "market"), 3.0, "the quiet market link reported down")
+                await wait_for(lambda: down(links, "market"), 5.0, "the quiet market link reported down")
                 seen = len(ticks)
                 fake.step()
-                await wait_for(lambda: len(ticks) > seen, 2.0, "ticks by polling")
+                await wait_for(lambda: len(ticks) > seen, 5.0, "ticks by polling")
             assert not down(links, "orders")
 
     run(main)

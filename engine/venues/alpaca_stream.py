@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -60,11 +61,9 @@ def _event_updates(venue: AlpacaVenue, data: dict[str, Any]) -> list[OrderUpdate
     inst = venue.instrument_of(order.symbol)
     fill = wire.update_fill(data, order, inst.quote if inst else "USD", venue.clock.now())
     if fill is not None:
-        from engine.venues.alpaca_venue import _with_id, fill_id
-
         if not venue.claim_fill(order.client_id, order.filled_qty):
             return []  # polling reported it already
-        fill = _with_id(fill, fill_id(order.venue_order_id, order.filled_qty))
+        fill = replace(fill, fill_id=wire.fill_id(order.venue_order_id, order.filled_qty))
     return [OrderUpdate(order, fill)]
 
 
@@ -117,7 +116,7 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
                     async with asyncio.timeout(max(venue.stream_grace_s / 4, 0.05)):  # not wait_for (3.11)
                         message = await ws.recv()
                 except TimeoutError:
-                    if not venue.overdue_acks():
+                    if not venue.acks.overdue():
                         continue
                     for update in await _poll(venue, seen):  # what the stream owes, by REST now
                         yield update
@@ -131,7 +130,7 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
                 if isinstance(msg, dict) and msg.get("stream") == "trade_updates":
                     for update in _event_updates(venue, msg.get("data") or {}):
                         seen[update.order.client_id] = (update.order.status.value, update.order.filled_qty)
-                        venue.stream_saw(update.order.client_id)
+                        venue.acks.saw(update.order.client_id)
                         yield update
         except AuthenticationFailed:
             raise
@@ -155,7 +154,7 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
                     yield update
             except VenueError as exc:
                 log.warning("%s: polling failed: %s", venue.name, venue.scrub(str(exc)))
-            venue.forget_acks()  # polling covers them; the stream, once back, owes only new ones
+            venue.acks.forget()
             await asyncio.sleep(venue.poll_interval_s)
 
 

@@ -18,6 +18,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -35,7 +36,8 @@ from engine.core.model import (
     VenueMode,
 )
 from engine.venues import alpaca_wire as wire
-from engine.venues.alpaca_wire import AlpacaEnvironment, timeout_session
+from engine.venues.ack_watch import AckWatch
+from engine.venues.alpaca_wire import AlpacaEnvironment, fill_id, timeout_session
 from engine.venues.base import (
     ALL_ORDER_TYPES,
     AuthenticationFailed,
@@ -97,7 +99,7 @@ class AlpacaVenue(Venue):
         self.ws_timeout_s = ws_timeout_s if ws_timeout_s is not None else timeout_s
         self.cancel_attempts = max(1, cancel_attempts)
         self.stream_grace_s = stream_grace_s
-        self._awaiting_stream: dict[str, float] = {}  # client id -> loop time its REST ack came back
+        self.acks = AckWatch(stream_grace_s)  # REST-acknowledged orders the trade stream still owes
         self._quiet_until = 0.0  # loop time before which a 429's Retry-After forbids any request
         self.stream_mode = {"market": "polling", "orders": "websocket"}  # for the health view
         self._credentials = (api_key, secret_key)
@@ -297,21 +299,6 @@ class AlpacaVenue(Venue):
 
     # -- orders ----------------------------------------------------------------------------------
 
-    def _request(self, order: Order) -> Any:
-        from alpaca.trading import requests as rq
-
-        tif = "gtc" if "/" in order.symbol else "day"
-        common = {"symbol": order.symbol, "qty": float(order.qty), "side": order.side.value,
-                  "time_in_force": tif, "client_order_id": order.client_id}  # fmt: skip
-        if order.order_type is OrderType.LIMIT:
-            return rq.LimitOrderRequest(limit_price=float(order.price), **common)  # type: ignore[arg-type]
-        if order.order_type is OrderType.STOP_MARKET:
-            return rq.StopOrderRequest(stop_price=float(order.stop_price), **common)  # type: ignore[arg-type]
-        if order.order_type is OrderType.STOP_LIMIT:
-            return rq.StopLimitOrderRequest(stop_price=float(order.stop_price), limit_price=float(order.price),  # type: ignore[arg-type]
-                                            **common)  # fmt: skip
-        return rq.MarketOrderRequest(**common)
-
     async def place(self, order: Order) -> SubmitResult:
         """Alpaca's order reply carries no executions: fills come from the stream or the polls."""
         return SubmitResult(await self._submit(order))
@@ -323,7 +310,7 @@ class AlpacaVenue(Venue):
         if refusal is not None:
             raise refusal
         self._orders.setdefault(order.client_id, order)
-        request = self._request(order)
+        request = wire.order_request(order)
         last_error: VenueError | None = None
         for attempt in range(self.submit_attempts):
             if attempt:
@@ -355,22 +342,8 @@ class AlpacaVenue(Venue):
         raise last_error
 
     def _expect_stream(self, order: Order) -> Order:
-        self._awaiting_stream[order.client_id] = asyncio.get_running_loop().time()
+        self.acks.expect(order.client_id)
         return order
-
-    def stream_saw(self, client_id: str) -> None:
-        self._awaiting_stream.pop(client_id, None)
-
-    def forget_acks(self) -> None:
-        self._awaiting_stream.clear()
-
-    def overdue_acks(self) -> list[str]:
-        """Client ids acknowledged over REST that the trade stream has not reported within stream_grace_s."""
-        deadline = asyncio.get_running_loop().time() - self.stream_grace_s
-        late = [cid for cid, at in self._awaiting_stream.items() if at <= deadline]
-        for cid in late:
-            del self._awaiting_stream[cid]
-        return late
 
     async def cancel(self, order: Order) -> Order:
         venue_id = order.venue_order_id or (self._orders.get(order.client_id) or order).venue_order_id
@@ -455,7 +428,7 @@ class AlpacaVenue(Venue):
         inst = self._instruments.get(symbol)
         fill = wire.activity_fill({**raw, "symbol": symbol}, cid, inst.quote if inst else "USD", self.clock.now())
         cum = wire.dec(raw.get("cum_qty"))
-        return fill if not cum else _with_id(fill, fill_id(venue_id, cum))
+        return fill if not cum else replace(fill, fill_id=fill_id(venue_id, cum))
 
     async def ping_ms(self) -> float | None:
         return await round_trip_ms(self._call(self._trading.get_clock))
@@ -507,17 +480,6 @@ class AlpacaVenue(Venue):
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._retrying(fn, *args)
-
-
-def fill_id(venue_order_id: str | None, cum_qty: Decimal) -> str:
-    """Same id whichever path reports the fill (stream event, polling, activities)."""
-    return f"{venue_order_id}:{cum_qty.normalize()}"
-
-
-def _with_id(fill: Fill, new_id: str) -> Fill:
-    from dataclasses import replace
-
-    return replace(fill, fill_id=new_id)
 
 
 __all__ = ["AlpacaEnvironment", "AlpacaVenue", "fill_id"]

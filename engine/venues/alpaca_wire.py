@@ -185,6 +185,28 @@ def update_fill(data: dict[str, Any], order_: Order, quote: str, now: datetime) 
     )  # fmt: skip
 
 
+def fill_id(venue_order_id: str | None, cum_qty: Decimal) -> str:
+    """Same id whichever path reports the fill (stream event, polling, activities)."""
+    return f"{venue_order_id}:{cum_qty.normalize()}"
+
+
+def order_request(order: Order) -> Any:
+    """alpaca-py's request for one of our orders (equities by the day, crypto good till cancelled)."""
+    from alpaca.trading import requests as rq
+
+    tif = "gtc" if "/" in order.symbol else "day"
+    common = {"symbol": order.symbol, "qty": float(order.qty), "side": order.side.value,
+              "time_in_force": tif, "client_order_id": order.client_id}  # fmt: skip
+    if order.order_type is OrderType.LIMIT:
+        return rq.LimitOrderRequest(limit_price=float(order.price), **common)  # type: ignore[arg-type]
+    if order.order_type is OrderType.STOP_MARKET:
+        return rq.StopOrderRequest(stop_price=float(order.stop_price), **common)  # type: ignore[arg-type]
+    if order.order_type is OrderType.STOP_LIMIT:
+        return rq.StopLimitOrderRequest(stop_price=float(order.stop_price), limit_price=float(order.price),  # type: ignore[arg-type]
+                                        **common)  # fmt: skip
+    return rq.MarketOrderRequest(**common)
+
+
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
@@ -252,9 +274,11 @@ __all__ = [
     "PAPER_HOST",
     "AlpacaEnvironment",
     "activity_fill",
+    "fill_id",
     "instrument",
     "map_error",
     "order",
+    "order_request",
     "scrub",
     "timeout_session",
     "update_fill",

@@ -257,7 +257,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                 await stop_pump()
                 try:
                     for update in await poll():
-                        venue.stream_saw(update.order.client_id)
+                        venue.acks.saw(update.order.client_id)
                         yield update
                 except asyncio.CancelledError:
                     raise
@@ -266,7 +266,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                     if isinstance(err, AuthenticationFailed):
                         raise err from None
                     log.warning("%s: polling orders failed: %s", venue.name, err)
-                venue.forget_acks()  # polling covers them; the websocket, once back, owes only new ones
+                venue.acks.forget()
                 await asyncio.sleep(venue.poll_interval_s)
                 catch_up = True
                 continue
@@ -279,7 +279,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                         fallback.ok(delivered=False)  # the venue acknowledged the subscription
                     if catch_up:
                         for update in await poll(full=True):  # subscribed first, so nothing falls in between
-                            venue.stream_saw(update.order.client_id)
+                            venue.acks.saw(update.order.client_id)
                             yield update
                         catch_up = False
                     pump = asyncio.get_running_loop().create_task(pump_orders())
@@ -309,7 +309,7 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                 continue
             for raw in raws:
                 order = venue.remember(raw)
-                venue.stream_saw(order.client_id)
+                venue.acks.saw(order.client_id)
                 inst = venue.instrument_of(order.symbol)
                 fill = cv.execution_fill(raw.get("info") or {}, order, inst, venue.clock.now())
                 yield emit_fill(OrderUpdate(order, fill))

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from engine.core.clock import Clock
 from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
 from engine.venues import ccxt_convert as cv
+from engine.venues.ack_watch import AckWatch
 from engine.venues.base import (
     InstrumentCapabilities,
     MalformedReply,
@@ -90,7 +91,7 @@ class CcxtVenue(Venue):
         self._client_of: dict[str, str] = {}  # venue order id -> client id
         self._emitted_fills: set[str] = set()
         self._capabilities: dict[str, InstrumentCapabilities] = {}
-        self._awaiting_stream: dict[str, float] = {}  # client id -> loop time its REST ack came back
+        self.acks = AckWatch(stream_grace_s)  # REST-acknowledged orders the user stream still owes
         self._quiet_until = 0.0  # loop time before which a 429's Retry-After forbids any request
         self._closed = False
 
@@ -319,7 +320,7 @@ class CcxtVenue(Venue):
         raise last_error
 
     def _expect_stream(self, order: Order) -> None:
-        self._awaiting_stream[order.client_id] = asyncio.get_running_loop().time()
+        self.acks.expect(order.client_id)
 
     async def cancel(self, order: Order) -> Order:
         """Cancel and confirm: an unreadable, lost or timed-out reply is settled by reading the order back,
@@ -444,19 +445,9 @@ class CcxtVenue(Venue):
         """A bounded, mapped REST call for the stream loops."""
         return await self._call(fn, *args)
 
-    def stream_saw(self, client_id: str) -> None:
-        self._awaiting_stream.pop(client_id, None)
-
-    def forget_acks(self) -> None:
-        self._awaiting_stream.clear()
-
     def overdue_acks(self) -> list[Order]:
         """Orders acknowledged over REST that the user stream has not reported within stream_grace_s."""
-        deadline = asyncio.get_running_loop().time() - self.stream_grace_s
-        late = [cid for cid, at in self._awaiting_stream.items() if at <= deadline]
-        for cid in late:
-            del self._awaiting_stream[cid]
-        return [self._orders[cid] for cid in late if cid in self._orders]
+        return [self._orders[cid] for cid in self.acks.overdue() if cid in self._orders]
 
     def first_time(self, fill: Fill) -> bool:
         """True once per fill id: the websocket and the polling fallback may both report a fill."""
