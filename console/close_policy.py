@@ -71,13 +71,13 @@ class VenuePicture:
 
 POLICY_LABELS = {
     "keep": "Quit, keep positions and their resting stops",
-    "cancel_orders": "Quit and cancel ALL orders, stop-loss legs included (positions stay, unprotected)",
+    "cancel_all_orders": "Quit and cancel ALL orders, stop-loss legs included (positions stay, unprotected)",
     "close_all": "Close all positions at market, then quit",
 }
 
 
 class QuitDialog(QDialog):
-    """``chosen`` carries the policy ("keep", "cancel_orders", "close_all") or None: the operator stays."""
+    """``chosen`` carries the policy ("keep", "cancel_all_orders", "close_all") or None: the operator stays."""
 
     chosen = Signal(object)
     emergencyStop = Signal()
@@ -98,7 +98,7 @@ class QuitDialog(QDialog):
         layout.addWidget(self.stays_label)
         self.buttons: dict[str, QPushButton] = {}
         for policy, label in POLICY_LABELS.items():
-            if policy == "cancel_orders" and picture.stop_legs:
+            if policy == "cancel_all_orders" and picture.stop_legs:
                 label = (f"Quit and cancel ALL {_n(picture.orders, 'order')}, including "
                          f"{_n(picture.stop_legs, 'stop-loss leg')} (positions stay, UNPROTECTED)")  # fmt: skip
             text = label + ("  (your setting)" if policy == configured and policy != DEFAULT_POLICY else "")

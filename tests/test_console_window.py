@@ -284,7 +284,7 @@ def test_closing_with_open_positions_keeps_protection_by_default_and_says_what_s
                 assert "No stop-loss order rests at the venue" in stays
                 assert f"Only the engine watches the stop of {sym}" in stays
             assert "take-profits, time exits" in stays and "do not fire until you start it again" in stays
-            assert "stop-loss leg" in box.buttons["cancel_orders"].text()  # the option says it pulls the stops
+            assert "stop-loss leg" in box.buttons["cancel_all_orders"].text()  # the option says it pulls the stops
             box.stay_button.click()
             await until(lambda: not box.isVisible(), "the question closes")
             assert chosen == [] and window.isVisible()

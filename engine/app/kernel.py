@@ -375,8 +375,11 @@ class Engine:
         policy = policy or self.settings.engine.shutdown
         self.audit("engine_shutdown", f"shutdown policy {policy}", {"policy": policy})
         try:
-            if policy == "cancel_orders" and self.book.working_count():
-                await self.buttons.cancel_everything("shutdown", "shutdown", deadline_s=10, keep_protection=True)
+            if policy in ("cancel_orders", "cancel_all_orders") and self.book.working_count():
+                # cancel_orders keeps the resting stop legs: a stopped engine leaves no position naked
+                # unless the operator chose exactly that (cancel_all_orders)
+                await self.buttons.cancel_everything("shutdown", "shutdown", deadline_s=10,
+                                                     keep_protection=policy == "cancel_orders")
             elif policy == "close_all" and (self.book.working_count() or self.portfolio.open_count()):
                 await self.buttons.run_close_all("shutdown", self.operator)
         finally:

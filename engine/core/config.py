@@ -243,7 +243,9 @@ class StrategyConfig(_Section):
 class EngineConfig(_Section):
     venue: Literal["simulated", "binance", "alpaca"] = "simulated"
     trading_day_tz: str = "UTC"
-    shutdown: Literal["keep", "cancel_orders", "close_all"] = "cancel_orders"
+    # on exit: keep; cancel_orders (working orders; resting stop legs stay); cancel_all_orders (stop legs too:
+    # positions left unprotected, only by explicit choice); close_all
+    shutdown: Literal["keep", "cancel_orders", "cancel_all_orders", "close_all"] = "cancel_orders"
     equity_sample_s: Positive = 5.0
     operator: str = "operator"
 
