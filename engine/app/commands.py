@@ -154,6 +154,21 @@ class BigButtons:
     def close_in_progress(self) -> bool:
         return self._close_task is not None and not self._close_task.done()
 
+    def stop_close_all(self, reason: str, operator: str) -> bool:
+        """The operator stops a close-all that cannot finish (the venue keeps refusing): it ends, HALTED,
+        with what is left said; orders it already sent are not recalled. False when none runs."""
+        if not self.close_in_progress():
+            return False
+        assert self._close_task is not None
+        self._close_task.cancel()
+        e = self.e
+        left = {p.symbol: str(p.qty) for p in e.portfolio.positions()}
+        msg = f"close all stopped by {operator}: {len(left)} positions left ({', '.join(left) or 'none'})"
+        e.bus.publish(ProgressEvent(e.clock.now(), "close_all", msg, 0, max(1, len(left)), True, False,
+                                    {"positions_left": left, "stopped_by": operator}))  # fmt: skip
+        e.audit("close_all_stopped", reason or msg, {"positions_left": left}, operator)
+        return True
+
     def preview_close_all(self) -> dict[str, Any]:
         """What close-all would do and the estimated realised P&L, for the confirmation dialog."""
         e = self.e

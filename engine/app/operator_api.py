@@ -106,6 +106,16 @@ class OperatorAPI:
 
         return self._once("close_all", command_id, act)
 
+    def stop_close_all(self, reason: str = "", operator: str = "", command_id: str | None = None) -> CommandResult:
+        """Stop a close-all that cannot finish; trading stays HALTED."""
+
+        def act(cid: str) -> CommandResult:
+            ok = self._e.buttons.stop_close_all(reason, self._operator(operator))
+            return CommandResult(ok, "close all stopped; still HALTED" if ok else "no close all is running",
+                                 "stop_close_all", cid, {"state": self._e.risk.state.value})  # fmt: skip
+
+        return self._once("stop_close_all", command_id, act)
+
     def resume(self, reason: str, operator: str = "", command_id: str | None = None) -> CommandResult:
         def act(cid: str) -> CommandResult:
             ok, msg = self._e.resume(self._operator(operator), reason)

@@ -148,9 +148,10 @@ class Protection:
         hold = None
         if intent.max_hold_s:
             hold = (self.clock.now() + timedelta(seconds=intent.max_hold_s)).isoformat()
+        rnd = self.links.round_price  # levels on the instrument's tick: what the venue takes and the UI shows
         self._plans[entry.symbol] = _Plan(
-            stop=str(intent.stop_loss) if intent.stop_loss is not None else None,
-            take_profit=str(intent.take_profit) if intent.take_profit is not None else None,
+            stop=str(rnd(entry.symbol, intent.stop_loss)) if intent.stop_loss is not None else None,
+            take_profit=str(rnd(entry.symbol, intent.take_profit)) if intent.take_profit is not None else None,
             hold_until=hold,
             exiting=exiting,
         )
