@@ -24,6 +24,8 @@ def test_acknowledging_in_the_window_is_journaled_and_audited(run: Runner, tmp_p
             three = engine.alert(AlertLevel.INFO, "test_three", "Third thing")
             assert one and two and three
             feed = window.alerts
+            # alerts reach the window at the next turn of the loop (never inside the engine's call stack)
+            await until(lambda: feed.alert(three.alert_id) is not None, "the alerts in the feed")
             assert feed.alert(one.alert_id) is not None  # the feed shows the center's ids
 
             feed.table.button_clicked(one.alert_id, "ack")  # the row's Acknowledge button
@@ -44,8 +46,10 @@ def test_acknowledging_in_the_window_is_journaled_and_audited(run: Runner, tmp_p
 
             # acknowledged elsewhere (the engine side): the feed marks it too
             four = engine.alert(AlertLevel.WARNING, "test_four", "Fourth")
-            assert four is not None and feed.alert(four.alert_id)["acknowledged"] is False
+            assert four is not None
+            await until(lambda: feed.alert(four.alert_id) is not None, "the fourth alert in the feed")
+            assert feed.alert(four.alert_id)["acknowledged"] is False
             center.acknowledge(four.alert_id, "cli")
-            assert feed.alert(four.alert_id)["acknowledged"] is True
+            await until(lambda: feed.alert(four.alert_id)["acknowledged"] is True, "the acknowledgement in the feed")
 
     run(scenario())
