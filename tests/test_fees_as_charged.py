@@ -102,3 +102,16 @@ def test_legacy_fill_with_a_base_currency_but_no_charged_amount_keeps_the_quanti
     pf = Portfolio(D(1000))
     pf.apply_fill(Fill("f1", "o1", "BTC/USDT", Side.BUY, D("0.01"), D(60000), D("0.6"), T0, fee_currency="BTC"))
     assert pf.qty("BTC/USDT") == D("0.01") and pf.cash == D(1000) - D(600) - D("0.6")
+
+
+def test_priced_gives_a_bnb_fee_its_quote_value_for_the_journal() -> None:
+    pf = Portfolio(D(1000))
+    fill = Fill("f1", "o1", "BTC/USDT", Side.BUY, D("0.01"), D(60000), D(0), T0, fee_currency="BNB",
+                fee_charged=D("0.001"))  # fmt: skip
+    assert pf.priced(fill) is fill  # no mark yet: left as the venue said
+    pf.mark_asset("BNB", D(600))
+    priced = pf.priced(fill)
+    assert (priced.fee, priced.fee_charged, priced.fee_currency) == (D("0.6"), D("0.001"), "BNB")
+    assert pf.apply_fill(priced).fee_value == D("0.6")
+    quote_fill = Fill("f2", "o2", "BTC/USDT", Side.SELL, D("0.01"), D(60000), D("0.6"), T0, fee_currency="USDT")
+    assert pf.priced(quote_fill) is quote_fill

@@ -12,7 +12,7 @@ account. `fees_charged` keeps the amounts per asset for reconciling balances.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -86,7 +86,6 @@ class Portfolio:
         self.day_start_equity = starting_cash
         self.day_realized_start = ZERO
         self.peak_equity = starting_cash
-        self.equity_curve: list[tuple[datetime, Decimal]] = []
         self.closed_trades: list[ClosedTrade] = []
         self.asset_marks: dict[str, Decimal] = {}  # quote prices of fee assets not traded here (BNB)
         self.fees_charged: dict[str, Decimal] = {}  # per asset, as the venue charged them
@@ -195,7 +194,6 @@ class Portfolio:
         eq = self.equity
         if eq > self.peak_equity:
             self.peak_equity = eq
-        self.equity_curve.append((ts, eq))
         return eq
 
     def mark_asset(self, asset: str, price: Decimal) -> None:
@@ -218,8 +216,16 @@ class Portfolio:
             return charged * fill.price, charged, False
         mark = self._asset_mark(asset)
         if mark is None:
-            return fill.fee, ZERO, True
+            return fill.fee, ZERO, fill.fee == 0  # a journaled fill may carry its value already
         return charged * mark, ZERO, False
+
+    def priced(self, fill: Fill) -> Fill:
+        """The fill with `fee` set to its quote value when it was charged in a third asset the venue left
+        unpriced (BNB at its mark), so the journal holds both amounts and metrics count it."""
+        fee, _base_fee, unpriced = self.fee_terms(fill)
+        if unpriced or fee == fill.fee:
+            return fill
+        return replace(fill, fee=fee)
 
     def apply_fill(self, fill: Fill, tag: str = "", strategy: str = "") -> FillResult:
         """Average-cost accounting; fees reduce cash (or the position, when paid in the base asset) and P&L."""
