@@ -104,6 +104,7 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
     seen: dict[str, tuple[str, Decimal]] = {}
     while not venue.closed:
         ws = None
+        owed: list[OrderUpdate] = []  # polled because the stream was too slow: out after the link is reported
         try:
             ws = await _open(venue)
             if venue.stream_mode.get("orders") == "polling":
@@ -118,8 +119,7 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
                 except TimeoutError:
                     if not venue.acks.overdue():
                         continue
-                    for update in await _poll(venue, seen):  # what the stream owes, by REST now
-                        yield update
+                    owed = await _poll(venue, seen)  # what the stream owes, by REST now
                     raise VenueError(f"trade stream silent {venue.stream_grace_s:g} s after an order's reply") \
                         from None
                 try:
@@ -147,6 +147,8 @@ async def order_updates(venue: AlpacaVenue) -> AsyncIterator[OrderUpdate]:
         if venue.stream_mode.get("orders") != "polling":
             venue.report_link("orders", False, f"trade stream down ({why}); polling")
         venue.stream_mode["orders"] = "polling"
+        for update in owed:
+            yield update
         deadline = loop.time() + venue.ws_retry_s
         while loop.time() < deadline and not venue.closed:
             try:

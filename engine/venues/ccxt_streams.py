@@ -292,9 +292,13 @@ async def order_updates(venue: CcxtVenue) -> AsyncIterator[OrderUpdate]:
                     late = await overdue()
                     if not late:
                         continue
+                    # The link is reported down before the polled updates go out: health first, then fills.
+                    await stop_pump()
+                    await venue.reset_websocket(private=True)
+                    fallback.failed(StreamSilent(f"user stream silent {venue.stream_grace_s:g} s after a reply"))
                     for update in late:
                         yield update
-                    raise StreamSilent(f"user stream silent {venue.stream_grace_s:g} s after an order's reply")
+                    continue
                 if isinstance(item, BaseException):
                     raise item
                 raws = item
