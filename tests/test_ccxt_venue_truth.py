@@ -459,3 +459,21 @@ def test_a_fee_assets_price_comes_from_the_venue_for_the_portfolio() -> None:
                 await venue.close()
 
     run(main)
+
+
+def test_a_market_link_loss_is_reported_while_the_orders_link_is_already_down() -> None:
+    """Per link, not per venue: the second loss is news too."""
+
+    async def main() -> None:
+        async with rig({"user_stream": "absent"}) as (fake, venue, links):
+            await venue.connect()
+            async with collecting(venue.order_updates()), collecting(venue.market_stream(SYMBOLS)) as ticks:
+                await wait_for(lambda: down(links, "orders"), 5.0, "orders link down")
+                await wait_for(lambda: bool(ticks), what="ticks by websocket")
+                assert not down(links, "market")
+                fake.refuse_websockets(100)
+                fake.drop_websockets()
+                await wait_for(lambda: down(links, "market"), 5.0, "market link down as well")
+            assert [name for name, up, _ in links if not up] == ["orders", "market"]
+
+    run(main)
