@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -76,10 +77,15 @@ class ApprovalHost(Recorder, AccountView, MarketView, Protocol):
     stage_manager: StageView
 
 
+class AccountBaseline(Protocol):
+    def baseline_for(self, symbol: str) -> Decimal: ...
+
+
 class ReconcileHost(Recorder, AccountView, MarketView, Protocol):
     """Reconciliation reads the venue and writes through the one order path."""
 
     venue: Venue
     book: OrderBook
+    account: AccountBaseline
 
     def apply_update(self, update: Order, fills: Sequence[Fill] = ()) -> Order: ...

@@ -155,9 +155,17 @@ def test_a_journaled_open_order_cancelled_at_the_venue_while_down_is_resolved(tm
 
 
 def test_holdings_that_differ_from_the_engines_positions_raise_an_alert(tmp_path: Path) -> None:
+    """Coins the account held before this journal are a baseline (no alert); coins that appear later are a
+    mismatch the operator must see."""
+
     async def main() -> None:
         async with FakeBinance(api_key=KEY, api_secret=SECRET, symbols=SYMBOLS) as fake:
-            fake.matching.deposit("ETH", D("1.5"))  # coins the engine never bought
+            fake.matching.deposit("BTC", D("0.2"))  # held before the engine ever ran: the baseline
+            async with running(fake, tmp_path) as e:
+                report = e.reconciler.last_report  # type: ignore[union-attr]
+                assert report is not None and report.ok and report.mismatches == ()
+                assert e.account.baseline_for("BTC/USDT") == D("0.2")
+            fake.matching.deposit("ETH", D("1.5"))  # coins that moved in while the engine was down
             async with running(fake, tmp_path) as e:
                 report = e.reconciler.last_report  # type: ignore[union-attr]
                 assert report is not None and report.ok

@@ -21,6 +21,7 @@ from engine.activation.stage_manager import StageManager
 from engine.alerts.center import AlertCenter, Sources
 from engine.alerts.daily_summary_schedule import DailySummaryScheduler
 from engine.alerts.notify.dispatcher import AlertDispatcher
+from engine.app.account_sync import AccountSync
 from engine.app.commands import BigButtons
 from engine.app.connection import ConnectionHealth
 from engine.app.day_state import DayState
@@ -66,6 +67,7 @@ from engine.venues.base import AuthenticationFailed, Venue, VenueError
 log = logging.getLogger(__name__)
 
 StrategyFactory = Callable[[Any, list[str]], Strategy]
+ACCOUNT_EVERY_S = 60.0  # cash and fee-asset marks read back from the venue
 CONNECT_ATTEMPTS = 3  # at start, before the engine settles for HALTED and keeps trying
 CONNECT_BACKOFF_S = 1.0
 CONNECT_RETRY_S = 15.0
@@ -127,6 +129,8 @@ class Engine:
         self.approval_gate = ApprovalGate(self)
         self.execution.approvals = self.approval_gate
         self.buttons = BigButtons(self)
+        self.account = AccountSync(self)
+        self._fresh_journal = False
         self.api = OperatorAPI(self)
         self.daily_summary = DailySummaryScheduler(self)  # end-of-day file and message
         self.timers = Timers(clock, self._periodic_failed)
@@ -254,8 +258,10 @@ class Engine:
         if adopt is not None:  # the in-process simulated market starts empty: give it our book
             holdings = {p.symbol: p.qty for p in self.portfolio.positions()}
             adopt(self.portfolio.cash, holdings, self.book.working())
+        await self.account.load_baseline()  # holdings from before the engine: never a mismatch, never sold
         self.reconciler = Reconciler.for_engine(self)  # the venue is the truth: repair, or HALT
         await self.reconciler.on_start()
+        await self.account.sync_cash(fresh=self._fresh_journal)  # cash from the venue, not the config
         if self._strategy_factory is not None:
             self.strategy = self._strategy_factory(self, self.symbols)
             await self._warm_up()
@@ -286,6 +292,8 @@ class Engine:
         t.every("alert_rules", second, self.alert_center.check)
         t.every("protection", second, self.protection.check)
         reconciler = self.reconciler
+        if self.account.enabled:
+            t.every("account", ACCOUNT_EVERY_S, self.account.periodic)
         if reconciler is not None and reconciler.enabled and reconciler.interval_s and reconciler.interval_s > 0:
             t.every("reconcile", reconciler.interval_s, reconciler.periodic)
 
@@ -324,6 +332,7 @@ class Engine:
             o = tags.get(fill.client_id)
             self.portfolio.apply_fill(fill, o.tag if o else "", o.strategy if o else "")
         self.book.restore(data["orders"], data["fills"])
+        self._fresh_journal = not data["orders"] and not data["fills"]
         self.day.restore(self.portfolio, self.breakers, self.clock.now())
         for p in self.portfolio.positions():
             prot = data["protections"].get(p.symbol)
@@ -556,6 +565,8 @@ class Engine:
         return order
 
     def _book_fill(self, fill: Fill, order: Order) -> None:
+        fill = self.portfolio.priced(fill)  # a fee charged in BNB is valued at its mark: journaled with both amounts
+        self.account.note_fill()
         result = self.portfolio.apply_fill(fill, order.tag, order.strategy)
         self.journal.record_fill(fill)
         if result.opened:

@@ -275,7 +275,7 @@ class Reconciler:
         for symbol in e.symbols:
             pos = e.portfolio.position(symbol)
             mine = pos.qty if pos is not None else ZERO
-            theirs = held.get(symbol, ZERO)
+            theirs = held.get(symbol, ZERO) - e.account.baseline_for(symbol)  # holdings from before the engine
             if mine != theirs:
                 out.append(PositionMismatch(symbol, mine, theirs))
         return out
