@@ -54,7 +54,8 @@ class AccountSync:
 
     def baseline_for(self, symbol: str) -> Decimal:
         inst = self.e.market.instruments.get(symbol)
-        return self.baseline.of_symbol(inst) if inst is not None else ZERO
+        held_before = self.baseline.of_symbol(inst) if inst is not None else ZERO
+        return held_before + self.e.portfolio.dust.get(symbol, ZERO)  # fee dust is the account's, not a position
 
     # --- start --------------------------------------------------------------------------------
     async def load_baseline(self) -> None:
@@ -110,7 +111,9 @@ class AccountSync:
         if cash == e.portfolio.cash:
             return
         old = e.portfolio.cash
+        dust_below = e.portfolio.dust_below
         e.portfolio = Portfolio(cash, quote=e.portfolio.quote, day_tz=e.settings.engine.trading_day_tz)
+        e.portfolio.dust_below = dust_below
         e.journal.set_state("starting_cash", str(cash))
         e.audit("starting_cash_from_venue", f"the venue holds {cash} {e.portfolio.quote}",
                 {"configured": str(old), "venue": str(cash)}, "system")  # fmt: skip

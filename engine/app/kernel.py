@@ -254,6 +254,9 @@ class Engine:
 
     async def _start_trading(self) -> None:
         self.symbols = [s for s in self.symbols if s in self.market.instruments]
+        below = {s: max(i.lot_size, i.min_qty) for s, i in self.market.instruments.items()}
+        self.portfolio.dust_below = below
+        self.journal.set_state("dust_below", {s: str(q) for s, q in below.items()})  # the replay needs them too
         adopt = getattr(self.venue, "adopt_book", None)
         if adopt is not None:  # the in-process simulated market starts empty: give it our book
             holdings = {p.symbol: p.qty for p in self.portfolio.positions()}
@@ -317,6 +320,7 @@ class Engine:
         return {
             "tag": str(tag), "run": run, "starting_cash": j.get_state("starting_cash"),
             "orders": j.orders(), "fills": fills, "protections": protections,
+            "dust_below": j.get_state("dust_below") or {},
         }  # fmt: skip
 
     def _restore(self, data: dict[str, Any]) -> None:
@@ -327,6 +331,7 @@ class Engine:
             self.journal.set_state("starting_cash", str(self.portfolio.starting_cash))
         else:
             self.portfolio = Portfolio(Decimal(data["starting_cash"]), day_tz=self.settings.engine.trading_day_tz)
+        self.portfolio.dust_below = {s: Decimal(v) for s, v in data["dust_below"].items()}
         tags = {o.client_id: o for o in data["orders"]}
         for fill in data["fills"]:
             o = tags.get(fill.client_id)

@@ -87,6 +87,8 @@ class Portfolio:
         self.day_realized_start = ZERO
         self.peak_equity = starting_cash
         self.closed_trades: list[ClosedTrade] = []
+        self.dust_below: dict[str, Decimal] = {}  # per symbol, the smallest quantity the venue would take
+        self.dust: dict[str, Decimal] = {}  # per symbol, fee remainders under that: not a position
         self.asset_marks: dict[str, Decimal] = {}  # quote prices of fee assets not traded here (BNB)
         self.fees_charged: dict[str, Decimal] = {}  # per asset, as the venue charged them
 
@@ -270,7 +272,13 @@ class Portfolio:
             b.trip_exit_qty += closing
             b.trip_exit_value += closing * fill.price
             b.qty = old_qty + signed
-            if abs(signed) >= abs(old_qty):  # flat, or flipped through zero
+            below = self.dust_below.get(b.symbol, ZERO)
+            if b.qty != 0 and abs(b.qty) < below and (b.qty > 0) == (old_qty > 0):
+                # what a base-asset fee leaves under the smallest sellable quantity: the round trip is over;
+                # the dust is kept apart (the account holds it, the engine can never sell it)
+                self.dust[b.symbol] = self.dust.get(b.symbol, ZERO) + b.qty
+                b.qty = ZERO
+            if b.qty == 0 or (b.qty > 0) != (old_qty > 0):  # flat, or flipped through zero
                 trade = self._close_trip(b, fill.ts)
                 rest = qty - closing
                 if rest > 0:
