@@ -10,7 +10,7 @@ when the window's start moves (a stage change).
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,8 @@ class EvidenceWindow:
         self._upto: datetime | None = None
         self._started = False
         self._trades: list[ClosedTrade] = []
-        self._equity: list[tuple[datetime, Decimal]] = []
+        self._equity_ts: list[float] = []  # POSIX seconds and floats: a week of 5 s samples stays small
+        self._equity_v: list[float] = []
         self._incidents: list[IncidentRecord] = []
         self._fills: list[Fill] = []
         self._fill_ids: set[str] = set()
@@ -54,10 +55,10 @@ class EvidenceWindow:
                 self._fill_ids.add(f.fill_id)
                 self._fills.append(f)
             self._advance(f.ts)
-        if self._equity:
-            self._advance(self._equity[-1][0])
+        if self._equity_ts:
+            self._advance(datetime.fromtimestamp(self._equity_ts[-1], tz=UTC))
         orders = [o for o in journal.orders() if since is None or o.created_at is None or o.created_at >= since]
-        return JournalData(trades=list(self._trades), equity=list(self._equity), incidents=list(self._incidents),
+        return JournalData(trades=list(self._trades), equity=self._equity_series(), incidents=list(self._incidents),
                            orders=orders, fills=list(self._fills), since=since,
                            paper_win_rate=paper_win_rate)  # fmt: skip
 
@@ -69,11 +70,19 @@ class EvidenceWindow:
             self._advance(t.closed_at)
 
     def _add_equity(self, rows: list[tuple[datetime, Decimal]]) -> None:
-        last = self._equity[-1][0] if self._equity else None
+        last = self._equity_ts[-1] if self._equity_ts else None
         for ts, v in rows:
-            if last is None or ts > last:
-                self._equity.append((ts, v))
-                last = ts
+            t = ts.timestamp()
+            if last is None or t > last:
+                self._equity_ts.append(t)
+                self._equity_v.append(float(v))
+                last = t
+
+    def _equity_series(self) -> Any:
+        import pandas as pd  # only when evidence is measured
+
+        index = pd.to_datetime(self._equity_ts, unit="s", utc=True)
+        return pd.Series(self._equity_v, index=index, dtype=float)
 
     def _add_incidents(self, rows: list[IncidentRecord]) -> None:
         known = {r.id for r in self._incidents[-1000:]}

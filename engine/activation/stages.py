@@ -172,12 +172,13 @@ def measure(data: JournalData, now: datetime, tz: str = "UTC") -> dict[str, floa
     """Every figure a criterion or a red flag reads, over the window since data.since."""
     since = data.since
     trades = [t for t in data.trades if since is None or t.closed_at >= since]
-    curve = [(ts, v) for ts, v in data.equity if since is None or ts >= since]
+    curve = _window(data.equity, since)
     incidents = [i for i in data.incidents if since is None or i.ts >= since]
     fills = [f for f in data.fills if since is None or f.ts >= since]
     orders = [o for o in data.orders if since is None or o.created_at is None or o.created_at >= since]
-    start = since or (min(ts for ts, _ in curve) if curve else now)
     from engine.analytics import metrics  # pandas: loaded only when evidence is measured, not at start-up
+
+    start = since or (_first_ts(curve) or now)
 
     ts = metrics.trade_stats(trades)
     dd = metrics.drawdown_stats(curve, tz)
@@ -192,9 +193,9 @@ def measure(data: JournalData, now: datetime, tz: str = "UTC") -> dict[str, floa
         "trades": float(len(trades)),
         "win_rate": win_rate,
         "win_rate_gap": gap,
-        "max_drawdown": dd["max_drawdown"] if curve else None,
+        "max_drawdown": dd["max_drawdown"] if len(curve) else None,
         # the daily-loss breaker's measure: deepest below the day's opening equity, open P&L included
-        "worst_daily_loss": dd["worst_daily_loss"] if curve else None,
+        "worst_daily_loss": dd["worst_daily_loss"] if len(curve) else None,
         # the breaker's count: losses since the last trade that did not lose (not the window's longest run)
         "consecutive_losses": float(ts["current_loss_streak"]),
         "unexpected_errors": float(len(incidents) - connection),
@@ -203,6 +204,20 @@ def measure(data: JournalData, now: datetime, tz: str = "UTC") -> dict[str, floa
         "notional_fill_rate": ex["notional_fill_rate"],  # shown, not a criterion
         "avg_slippage": ex["avg_slippage"],
     }
+
+
+def _window(equity: Any, since: datetime | None) -> Any:
+    """The equity curve since `since`: a list of (ts, value), or a float Series on a UTC index (what the
+    engine's evidence window keeps: a week of samples as floats, not Decimal objects)."""
+    if hasattr(equity, "index") and hasattr(equity, "iloc"):
+        return equity if since is None else equity[equity.index >= since]
+    return [(ts, v) for ts, v in equity if since is None or ts >= since]
+
+
+def _first_ts(curve: Any) -> datetime | None:
+    if hasattr(curve, "index") and hasattr(curve, "iloc"):
+        return curve.index[0].to_pydatetime() if len(curve) else None
+    return min((ts for ts, _ in curve), default=None)
 
 
 def _check(
