@@ -160,8 +160,10 @@ def test_states() -> None:
     exit_ = OrderIntent("BTC/USDT", Side.SELL, D("1"), reduce_only=True)
     assert r.check(ci(exit_, position_qty=D("2"))).approved
     r.set_state(TradingState.HALTED, "test")
-    assert r.check(ci(exit_, position_qty=D("2"))).code == "halted"
-    assert r.check(ci(exit_, position_qty=D("2"), bypass_state=True)).approved
+    assert r.check(ci(buy(qty="1"))).code == "halted"  # no new risk
+    assert r.check(ci(exit_, position_qty=D("2"))).approved  # a protective exit only shrinks: it passes
+    opening_sell = OrderIntent("BTC/USDT", Side.SELL, D("1"))
+    assert r.check(ci(opening_sell, position_qty=D("0"))).code == "halted"  # not reduce-only: refused
     # a reduce-only order larger than the position would flip it: refused
     big = OrderIntent("BTC/USDT", Side.SELL, D("3"), reduce_only=True)
     r.set_state(TradingState.ACTIVE, "test")

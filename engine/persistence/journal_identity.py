@@ -113,7 +113,7 @@ def open_journal(paths: AppPaths, *, new_journal: bool = False, **journal_option
         raise JournalIdentityError(f"the journal {file} changed while it was being opened: try again")
     if sidecar is None:
         write_sidecar(paths.journal_sidecar, journal_id, file)
-        log.warning("journal %s: identity %s recorded in %s (audit key in %s)", file, journal_id,
+        log.info("journal %s: identity %s recorded in %s (audit key in %s)", file, journal_id,
                     paths.journal_sidecar, where)  # fmt: skip
     return journal
 
