@@ -63,6 +63,8 @@ atr_period = 2
 atr_stop_mult = 0.5
 take_profit_mult = 0.5
 max_hold_s = 0.6
+cost_multiple = 1.0  # churn: this test wants many fills between kills, not a strategy worth running
+min_hold_s = 0.0
 
 [stages]
 initial = "testnet"  # binance testnet: the Paper stage runs only the simulated venue

@@ -58,8 +58,9 @@ def build_engine(
     except ConfigError:
         journal.close()
         raise
-    costs = ExitCosts(entries_per_day=settings.risk.max_new_positions_per_day,
-                      taker_fee=settings.simulator.taker_fee)  # exits clear the fees the venue charges
+    costs = ExitCosts(entries_per_day=settings.risk.max_new_positions_per_day, taker_fee=settings.simulator.taker_fee,
+                      cost_multiple=settings.strategy.cost_multiple,
+                      min_hold_s=settings.strategy.min_hold_s)  # exits clear the fees the venue charges
     factory = (lambda e, symbols: EmaCross(e, symbols, settings.strategy, costs)) if opts.with_strategy else None
     if settings.engine.venue in ("binance", "alpaca"):
         clock = SystemClock()

@@ -22,6 +22,7 @@ from engine.core.config_errors import ConfigError, ConfigProblem, describe, refu
 from engine.core.config_rules import settings_contradictions
 from engine.core.config_types import (
     AllowList,
+    FiniteFloat,
     Fraction,
     FractionOrZero,
     NonNegative,
@@ -230,6 +231,10 @@ class StrategyConfig(_Section):
     take_profit_mult: Positive = 3.0
     max_hold_s: Positive = 1800.0
     allow_short: bool = False
+    # exits that clear their costs: the take profit at least this many round trips (fees + spread) away,
+    # and the time exit not before min_hold_s (see engine/strategies/ema_cross.py)
+    cost_multiple: FiniteFloat = Field(default=3.0, ge=1.0)
+    min_hold_s: NonNegative = 4 * 3600.0
 
     @field_validator("slow")
     @classmethod
