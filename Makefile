@@ -49,7 +49,7 @@ headless: $(STAMP)
 test: $(STAMP) system-deps-offscreen
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not gui and not slow"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not gui and not slow" -n 2
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "gui and not slow"
 
 lint: $(STAMP)

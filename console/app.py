@@ -30,7 +30,7 @@ from engine.core.paths import AppPaths
 if TYPE_CHECKING:
     from console.bridge import EngineBridge
     from console.main_window import MainWindow
-    from engine.app.kernel import Engine
+    from engine.app.console_view import ConsoleEngine as Engine
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from widgets.approval_dialog import ApprovalDialog, ApprovalsPanel
 from widgets.dialogs import show_nonmodal
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.app.console_view import ConsoleEngine as Engine
     from engine.core.events import ApprovalEvent
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from engine.core.events import (
 from engine.core.model import Fill, MarketTick, Order, Position
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.app.console_view import ConsoleEngine as Engine
 
 FLUSH_MS = 50
 

@@ -21,7 +21,7 @@ from console.wizard_pages import DISCLOSURE
 from engine.core.config import Settings
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.app.console_view import ConsoleEngine as Engine
 
 CHOICE_KEY = "first_run/choice"  # "accepted" | "demo"
 ACCEPTED_AT_KEY = "first_run/accepted_at"

@@ -45,7 +45,7 @@ from widgets.top_bar import TopBar
 from widgets.trading_tables import FillsTable, OrdersTable, PositionsTable, fill_row, order_row, position_row
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.app.console_view import ConsoleEngine as Engine
     from engine.core.events import (
         AlertAcknowledged,
         AlertEvent,

@@ -22,7 +22,7 @@ from widgets.dialogs import CloseAllDialog, PullStopsDialog, ResumeDialog, show_
 
 if TYPE_CHECKING:
     from console.main_window import MainWindow
-    from engine.app.kernel import Engine
+    from engine.app.console_view import ConsoleEngine as Engine
     from engine.app.operator_api import CommandResult, OperatorAPI
     from engine.core.events import ProgressEvent
 

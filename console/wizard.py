@@ -42,7 +42,7 @@ from engine.persistence.secrets import CredentialStore
 from widgets import format as fmt
 
 if TYPE_CHECKING:
-    from engine.app.kernel import Engine
+    from engine.app.console_view import ConsoleEngine as Engine
 
 log = logging.getLogger(__name__)
 

@@ -89,3 +89,4 @@ class ReconcileHost(Recorder, AccountView, MarketView, Protocol):
     account: AccountBaseline
 
     def apply_update(self, update: Order, fills: Sequence[Fill] = ()) -> Order: ...
+

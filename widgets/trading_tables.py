@@ -278,6 +278,9 @@ class PositionsTable(RecordTable):
     COLUMNS = (
         Column("symbol", "Symbol", bold=True, tooltip="Instrument", width=110),
         Column("side", "Side", "side", value=_position_side, tooltip="LONG or SHORT", width=70),
+        # near the symbol, not past the right edge: on a 1280 or 1366 screen the last columns are off-view
+        Column("close", "", button="Close", value=lambda r: True, width=80,
+               tooltip="Close this position at market (asks for confirmation)"),
         Column("qty", "Quantity", "qty", value=_abs_qty, tooltip="Position size (absolute)"),
         Column("avg_price", "Avg price", "price", tooltip="Average entry price"),
         Column("last", "Last", "price", tooltip="Last traded / mark price"),
@@ -293,8 +296,6 @@ class PositionsTable(RecordTable):
                tooltip="The stop level the strategy asked for; see Protection for what really holds it"),
         Column("take_profit", "Take profit", "price", tooltip="Take-profit price (— = none)"),
         Column("opened_at", "Age", "age", tooltip="Time since the position was opened"),
-        Column("close", "", button="Close", value=lambda r: True, width=80,
-               tooltip="Close this position at market (asks for confirmation)"),
     )
 
     def __init__(self, parent: QWidget | None = None, *, now: Callable[[], datetime] | None = None) -> None:

@@ -420,7 +420,8 @@ class Engine:
                 if self.execution.inflight:
                     await asyncio.sleep(0)  # let submits started by this batch reach the venue
                 if self._simulated_time:
-                    await self.timers.run_due()  # periodic work at simulated instants: deterministic
+                    if self.timers.any_due():
+                        await self.timers.run_due()  # periodic work at simulated instants: deterministic
                     if not self.journal.has_room:
                         await self.journal.wait_for_room()  # a fast simulator never outruns the journal
                 if self._deadline is not None and self.clock.now().timestamp() >= self._deadline:

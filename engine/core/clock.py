@@ -84,6 +84,11 @@ class Timers:
     def names(self) -> list[str]:
         return [j.name for j in self._jobs]
 
+    def any_due(self) -> bool:
+        """Cheap check for the market pump: is anything due (no coroutine made when nothing is)?"""
+        now = self.clock.monotonic()
+        return any(now >= job.due for job in self._jobs)
+
     async def run_due(self) -> int:
         """Run every job whose time has come; returns how many ran."""
         now = self.clock.monotonic()
