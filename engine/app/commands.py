@@ -37,6 +37,7 @@ class BigButtons:
         self._stop_task: asyncio.Task[bool] | None = None
         self._close_task: asyncio.Task[dict[str, Any]] | None = None
         self.last_halt_durable = True
+        self._cancelled_whole: set[str] = set()
 
     # --- emergency stop ---------------------------------------------------------------------
     def stop_in_progress(self) -> bool:
@@ -101,18 +102,17 @@ class BigButtons:
         ok = False
         while True:
             pending = self._to_cancel(keep_protection)
-            if not pending and attempt > 0 and await self._venue_confirms(keep_protection):
-                ok = True
-                break
+            # after a round: ask the venue when the book shows nothing left, or when venue-wide cancels
+            # (answered with a count only) left the book to be settled from the venue's own list
+            if attempt > 0 and (not pending or self._cancelled_whole):
+                if await self._venue_confirms(keep_protection) and not self._to_cancel(keep_protection):
+                    ok = True
+                    break
+                pending = self._to_cancel(keep_protection)
             if loop.time() >= deadline:
                 break
             if pending:
-                results = await asyncio.gather(
-                    *(e.execution.cancel_order(o) for o in pending), return_exceptions=True
-                )
-                for order, res in zip(pending, results, strict=True):
-                    if isinstance(res, BaseException):
-                        e.venue_failure(f"cancel {order.client_id}", res)  # type: ignore[arg-type]
+                await self._cancel_round(pending, keep_protection)
             remaining = len(self._to_cancel(keep_protection))
             self._progress(operation, f"{remaining} orders still open", max(0, total - remaining), total)
             if attempt:
@@ -131,6 +131,31 @@ class BigButtons:
         e.audit(f"{operation}_done", msg, {"ok": ok, "attempts": attempt, **outcome})
         return ok
 
+    async def _cancel_round(self, pending: list[Order], keep_protection: bool) -> None:
+        """One venue-wide cancel per symbol where nothing must stay (one request, not one per order: 200
+        single cancels ran into the venue's rate limit and took 2 s); order by order where a stop leg rests."""
+        e = self.e
+        keep = {o.symbol for o in e.book.working() if keep_protection and self._protective(o)}
+        whole = sorted({o.symbol for o in pending} - keep)
+        singles = [o for o in pending if o.symbol in keep]
+        calls = [e.venue.cancel_all(s) for s in whole] + [e.execution.cancel_order(o) for o in singles]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for what, res in zip([*whole, *(o.client_id for o in singles)], results, strict=True):
+            if isinstance(res, BaseException):
+                e.venue_failure(f"cancel {what}", res)  # type: ignore[arg-type]
+        self._cancelled_whole.update(whole)  # the venue-wide cancels answer with a count: the listing settles them
+
+    def _settle_unlisted(self, listed: set[str]) -> None:
+        e = self.e
+        symbols, self._cancelled_whole = self._cancelled_whole, set()
+        now = e.clock.now()
+        for order in e.book.working():
+            if order.symbol in symbols and order.client_id not in listed and order.status is not OrderStatus.PENDING:
+                # not listed after a venue-wide cancel: gone. A fill that raced it still arrives (stream, poll,
+                # reconciliation) and a fill outranks the cancel in the book.
+                e.apply_update(order.evolve(status=OrderStatus.CANCELED, reason="cancelled (venue-wide)",
+                                            updated_at=now), ())  # fmt: skip
+
     async def _venue_confirms(self, keep_protection: bool) -> bool:
         """The venue's own list: nothing but our kept stop legs open. Unknown orders are adopted (and cancelled
         next round when they are not protection)."""
@@ -140,6 +165,7 @@ class BigButtons:
         except VenueError as exc:
             e.venue_failure("listing open orders", exc)
             return False
+        self._settle_unlisted({o.client_id for o in venue_open})
         stray = False
         for o in venue_open:
             known = e.book.get(e.book.resolve(o) or o.client_id)

@@ -266,12 +266,12 @@ class Execution:
             try:
                 done = await self.venue.cancel(order)
             except OrderNotFound:
-                done = await self._read_back(order) or order.evolve(
+                done = await self.read_back(order) or order.evolve(
                     status=OrderStatus.CANCELED, reason="not found at the venue"
                 )
             except VenueError as exc:
                 self._venue_failure(f"cancel {order.client_id} (attempt {attempt + 1})", exc)
-                looked = await self._read_back(order)
+                looked = await self.read_back(order)
                 if looked is not None and looked.status.is_terminal:
                     return self._apply(looked, ())
                 if not exc.retryable and looked is None:
@@ -289,7 +289,7 @@ class Execution:
             current = self.book.get(order.client_id) or current
         return current
 
-    async def _read_back(self, order: Order) -> Order | None:
+    async def read_back(self, order: Order) -> Order | None:
         """The venue's own view of an order whose cancel answer was lost or unclear."""
         lookup = getattr(self.venue, "lookup", None)
         if lookup is None:
