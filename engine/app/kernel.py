@@ -67,12 +67,14 @@ from engine.venues.base import AuthenticationFailed, Venue, VenueError
 log = logging.getLogger(__name__)
 
 StrategyFactory = Callable[[Any, list[str]], Strategy]
+DAY_STATE_EVERY = 12  # equity samples between saves of the day's baselines and the clock's high-water mark
+ROOM_CHECK_EVERY = 32  # market batches between looks at the journal's backlog (a few rows each)
 ACCOUNT_EVERY_S = 60.0  # cash and fee-asset marks read back from the venue
 CONNECT_ATTEMPTS = 3  # at start, before the engine settles for HALTED and keeps trying
 CONNECT_BACKOFF_S = 1.0
 CONNECT_RETRY_S = 15.0
-MAX_SPEED_EVIDENCE_S = 600.0  # --speed max: stage evidence at least every 10 simulated minutes
-MAX_SPEED_TICK_S = 5.0  # --speed max: the once-a-second checks every 5 simulated seconds
+MAX_SPEED_EVIDENCE_S = 1800.0  # --speed max: stage evidence at least every 30 simulated minutes
+MAX_SPEED_TICK_S = 15.0  # --speed max: the once-a-second checks every 15 simulated seconds
 CLOCK_HIGH_WATER = "clock_high_water"  # the latest engine time journaled: a restart never goes back
 
 
@@ -136,6 +138,7 @@ class Engine:
         self.timers = Timers(clock, self._periodic_failed)
         self._day_end: datetime | None = None
         self._next_sample: datetime | None = None
+        self._samples = 0
         self._sample_s = settings.engine.equity_sample_s
         self.started_at: datetime | None = None
         self.stopped = asyncio.Event()
@@ -286,7 +289,7 @@ class Engine:
     def _schedule_periodic_work(self) -> None:
         """Every periodic job on the engine clock: a fast simulator runs them on simulated time."""
         t = self.timers
-        # As fast as the simulator goes, the once-a-second checks run every 5 simulated seconds: per
+        # As fast as the simulator goes, the once-a-second checks run every 15 simulated seconds: per
         # simulated second they would cost more than the trading they watch (nothing goes stale there).
         second = MAX_SPEED_TICK_S if self._max_speed else 1.0
         t.every("housekeeping", second, self._housekeeping)
@@ -414,6 +417,7 @@ class Engine:
 
     # --- market data ----------------------------------------------------------------------------
     async def _pump_market(self) -> None:
+        batches = 0
         try:
             async for batch in self.venue.market_stream(self.symbols):
                 self.on_market(batch)
@@ -422,7 +426,8 @@ class Engine:
                 if self._simulated_time:
                     if self.timers.any_due():
                         await self.timers.run_due()  # periodic work at simulated instants: deterministic
-                    if not self.journal.has_room:
+                    batches += 1
+                    if batches % ROOM_CHECK_EVERY == 0 and not self.journal.has_room:
                         await self.journal.wait_for_room()  # a fast simulator never outruns the journal
                 if self._deadline is not None and self.clock.now().timestamp() >= self._deadline:
                     self.stopped.set()
@@ -477,8 +482,10 @@ class Engine:
         last = max((t.ts for t in self.market.ticks.values()), default=now)
         self.breakers.on_data_age((self.clock.now() - last).total_seconds())
         self.bus.publish(RiskEvent(now, tuple(self.rule_values())))
-        self._save_clock()
-        self.day.save(pf, self.breakers)
+        self._samples += 1
+        if self._samples % DAY_STATE_EVERY == 0:  # opens, closes and resumes save at once; this is the rest
+            self._save_clock()
+            self.day.save(pf, self.breakers)
 
     async def _housekeeping(self) -> None:
         """Checks that must run even when no market data arrives (on the engine clock)."""
@@ -494,8 +501,8 @@ class Engine:
         self.bus.publish(RiskEvent(now, tuple(self.rule_values())))
 
     def _evidence_period(self) -> float:
-        """The red-flag period; as fast as the simulator goes, at least every 10 simulated minutes
-        (each evaluation is ~70 ms of pandas: per simulated minute it would be most of a backtest)."""
+        """The red-flag period; as fast as the simulator goes, at least every 30 simulated minutes
+        (each evaluation costs tens of ms of pandas: per simulated minute it would be most of a backtest)."""
         period = self.settings.stages.red_flags.check_every_s
         if self._max_speed:
             return max(period, MAX_SPEED_EVIDENCE_S)
@@ -577,6 +584,7 @@ class Engine:
         self.journal.record_fill(fill)
         if result.opened:
             self.day.count_new_position()
+            self.day.save(self.portfolio, self.breakers)  # the day's new-position count survives a crash now
         self.bus.publish(FillEvent(fill.ts, fill, order))
         self.bus.publish(PositionEvent(fill.ts, result.position))
         if result.trade is not None:

@@ -86,8 +86,9 @@ class Timers:
 
     def any_due(self) -> bool:
         """Cheap check for the market pump: is anything due (no coroutine made when nothing is)?"""
-        now = self.clock.monotonic()
-        return any(now >= job.due for job in self._jobs)
+        if not self._jobs:
+            return False
+        return self.clock.monotonic() >= min(job.due for job in self._jobs)
 
     async def run_due(self) -> int:
         """Run every job whose time has come; returns how many ran."""
