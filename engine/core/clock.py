@@ -75,20 +75,20 @@ class Timers:
     def __init__(self, clock: Clock, on_error: Callable[[str, Exception], None] | None = None) -> None:
         self.clock = clock
         self._jobs: list[_Job] = []
+        self._next_due = float("inf")
         self._on_error = on_error
 
     def every(self, name: str, period_s: float | Callable[[], float], work: Work) -> None:
         period = period_s if callable(period_s) else (lambda p=float(period_s): p)
         self._jobs.append(_Job(name, period, work, self.clock.monotonic() + max(0.001, period())))
+        self._next_due = min(j.due for j in self._jobs)
 
     def names(self) -> list[str]:
         return [j.name for j in self._jobs]
 
     def any_due(self) -> bool:
-        """Cheap check for the market pump: is anything due (no coroutine made when nothing is)?"""
-        if not self._jobs:
-            return False
-        return self.clock.monotonic() >= min(job.due for job in self._jobs)
+        """Cheap check for the market pump, every batch: is anything due (no coroutine made when nothing is)?"""
+        return self.clock.monotonic() >= self._next_due
 
     async def run_due(self) -> int:
         """Run every job whose time has come; returns how many ran."""
@@ -109,6 +109,7 @@ class Timers:
                 log.exception("periodic job %s failed", job.name)
                 if self._on_error is not None:
                     self._on_error(job.name, exc)
+        self._next_due = min((j.due for j in self._jobs), default=float("inf"))
         return ran
 
     async def run(self, resolution_s: float = 0.25) -> None:
