@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 import shiboken6
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor
@@ -32,6 +30,7 @@ from engine.app.kernel import Engine
 from engine.core.config import Settings
 from engine.core.model import OrderIntent, Side, TradingState
 from engine.core.paths import app_paths
+from tests.qt_loop import qasync_loop
 from widgets.theme import apply_theme
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,18 +42,8 @@ Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 def run(qapp: QApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runner]:
     monkeypatch.setenv("TRADING_CONSOLE_HOME", str(tmp_path / "home"))
     apply_theme(qapp, "dark")
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    executor = ThreadPoolExecutor(max_workers=2)  # plain threads, joined below (no stray QThreads)
-    loop.set_default_executor(executor)
-
-    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
-        return loop.run_until_complete(asyncio.wait_for(coro, 100))
-
-    yield runner
-    executor.shutdown(wait=True)
-    loop.close()  # now, while Qt objects live; a close from __del__ at exit fails noisily
-    asyncio.set_event_loop(None)
+    with qasync_loop(qapp) as runner:
+        yield runner
 
 
 async def until(cond: Callable[[], object], what: str, timeout: float = 30.0) -> None:

@@ -9,16 +9,13 @@ to the encrypted file under the test home); no network.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import keyring
 import pytest
-import qasync
 import shiboken6
 from keyring.backends import fail
 from PySide6.QtCore import QSettings
@@ -35,6 +32,7 @@ from engine.core.config import Settings, load_settings
 from engine.core.paths import app_paths
 from engine.core.stage_venues import check_stage_allows
 from engine.persistence.secrets import CredentialStore
+from tests.qt_loop import qasync_loop, until
 from widgets.theme import apply_theme
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
@@ -50,23 +48,9 @@ def run(qapp: QApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     keyring.set_keyring(fail.Keyring())  # never the developer's real keyring
     apply_theme(qapp, "dark")
     qapp.setQuitOnLastWindowClosed(False)
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    executor = ThreadPoolExecutor(max_workers=2)
-    loop.set_default_executor(executor)
-    yield lambda coro: loop.run_until_complete(asyncio.wait_for(coro, 100))
-    executor.shutdown(wait=True)
-    loop.close()
-    asyncio.set_event_loop(None)
+    with qasync_loop(qapp) as runner:
+        yield runner
     keyring.set_keyring(before)
-
-
-async def until(cond: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

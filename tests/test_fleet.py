@@ -14,12 +14,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
@@ -28,6 +26,7 @@ from console.remote_client import ControlClient, Endpoint
 from engine.app.control_files import read_endpoint, token_path
 from engine.core.model import AlertLevel
 from engine.core.paths import AppPaths
+from tests.qt_loop import qasync_loop
 from widgets.theme import apply_theme
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(180)]
@@ -38,18 +37,8 @@ Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 @pytest.fixture
 def run(qapp: QApplication) -> Iterator[Runner]:
     apply_theme(qapp, "dark")
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    executor = ThreadPoolExecutor(max_workers=2)
-    loop.set_default_executor(executor)
-
-    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
-        return loop.run_until_complete(asyncio.wait_for(coro, 150))
-
-    yield runner
-    executor.shutdown(wait=True)
-    loop.close()
-    asyncio.set_event_loop(None)
+    with qasync_loop(qapp, timeout_s=150) as runner:
+        yield runner
 
 
 async def until(cond: Callable[[], object], what: str, timeout: float = 30.0) -> None:
@@ -129,7 +118,8 @@ def test_fleet_shows_both_engines_stops_all_and_raises_the_dead_man_alarm(
             window.big_buttons.emergency_button.click()  # the window's own button says what became of it
             assert window.last_result["emergency_stop"] == "pending"
             await until(lambda: window.last_result["emergency_stop"] == "acknowledged", "the stop acknowledged")
-            assert window.big_buttons.progress_result == "ok"
+            # the acknowledgement answers the command; the stop's progress arrives later on the stream
+            await until(lambda: window.big_buttons.progress_result == "ok", "the stop's progress to finish")
 
             assert endpoints[1].url not in fleet.windows, "a window is made only when asked for"
             beta = fleet.engines[endpoints[1].url]

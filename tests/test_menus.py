@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 import shiboken6
 from PySide6.QtCore import QObject, QSettings, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
@@ -23,6 +21,7 @@ from console.menus import HelpDialog, readme_sections
 from engine.app.factory import RunOptions, build_engine
 from engine.core.config import Settings
 from engine.core.paths import app_paths
+from tests.qt_loop import qasync_loop
 from widgets.theme import apply_theme
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
@@ -34,14 +33,8 @@ def run(qapp: QApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TRADING_CONSOLE_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)  # an export that fell back to the current directory would land here
     apply_theme(qapp, "dark")
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    executor = ThreadPoolExecutor(max_workers=2)
-    loop.set_default_executor(executor)
-    yield lambda coro: loop.run_until_complete(asyncio.wait_for(coro, 100))
-    executor.shutdown(wait=True)
-    loop.close()
-    asyncio.set_event_loop(None)
+    with qasync_loop(qapp) as runner:
+        yield runner
 
 
 @asynccontextmanager

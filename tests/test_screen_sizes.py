@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 import shiboken6
 from PySide6.QtCore import QPoint, QRect, QSettings, Qt
 from PySide6.QtGui import QRegion
@@ -31,6 +29,7 @@ from engine.app.kernel import Engine
 from engine.core.config import Settings
 from engine.core.model import OrderIntent, Side
 from engine.core.paths import app_paths
+from tests.qt_loop import qasync_loop
 from widgets.theme import apply_theme
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(180)]
@@ -47,14 +46,8 @@ Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 @pytest.fixture
 def run(qapp: QApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runner]:
     monkeypatch.setenv("TRADING_CONSOLE_HOME", str(tmp_path / "home"))
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    executor = ThreadPoolExecutor(max_workers=2)
-    loop.set_default_executor(executor)
-    yield lambda coro: loop.run_until_complete(asyncio.wait_for(coro, 150))
-    executor.shutdown(wait=True)
-    loop.close()
-    asyncio.set_event_loop(None)
+    with qasync_loop(qapp, timeout_s=150) as runner:
+        yield runner
     apply_theme(qapp, "dark")
 
 

@@ -11,16 +11,13 @@ an operator. Between the three, trading is resumed through the OperatorAPI.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 import shiboken6
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
@@ -37,6 +34,7 @@ from engine.app.kernel import Engine
 from engine.core.config import Settings
 from engine.core.model import OrderIntent, Side, TradingState
 from engine.core.paths import app_paths
+from tests.qt_loop import qasync_loop, until
 from widgets.approval_dialog import ApprovalDialog
 from widgets.dialogs import CloseAllDialog, PullStopsDialog, ResumeDialog
 from widgets.theme import apply_theme
@@ -51,22 +49,8 @@ def run(qapp: QApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TRADING_CONSOLE_HOME", str(tmp_path / "home"))
     apply_theme(qapp, "dark")
     qapp.setQuitOnLastWindowClosed(False)
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    executor = ThreadPoolExecutor(max_workers=2)
-    loop.set_default_executor(executor)
-    yield lambda coro: loop.run_until_complete(asyncio.wait_for(coro, 100))
-    executor.shutdown(wait=True)
-    loop.close()
-    asyncio.set_event_loop(None)
-
-
-async def until(cond: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    with qasync_loop(qapp) as runner:
+        yield runner
 
 
 @asynccontextmanager

@@ -7,16 +7,13 @@ fail backend, so credentials go to the encrypted file under the test home.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import keyring
 import pytest
-import qasync
 import shiboken6
 from keyring.backends import fail
 from PySide6.QtCore import QSettings
@@ -31,6 +28,7 @@ from engine.app.kernel import Engine
 from engine.core.config import Settings, StageCriteria, load_settings
 from engine.core.paths import app_paths
 from engine.persistence.secrets import CredentialStore
+from tests.qt_loop import qasync_loop, until
 from widgets.theme import apply_theme
 
 pytestmark = pytest.mark.timeout(120)
@@ -46,23 +44,9 @@ def run(qapp: QApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     keyring.set_keyring(fail.Keyring())  # never the developer's real keyring
     apply_theme(qapp, "dark")
     qapp.setQuitOnLastWindowClosed(False)  # as the application does (console.app.make_app)
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    executor = ThreadPoolExecutor(max_workers=2)
-    loop.set_default_executor(executor)
-    yield lambda coro: loop.run_until_complete(asyncio.wait_for(coro, 100))
-    executor.shutdown(wait=True)
-    loop.close()
-    asyncio.set_event_loop(None)
+    with qasync_loop(qapp) as runner:
+        yield runner
     keyring.set_keyring(before)
-
-
-async def until(cond: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
