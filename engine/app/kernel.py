@@ -146,6 +146,7 @@ class Engine:
         self._max_speed = self._simulated_time and getattr(venue, "speed", None) == "max"
         self.health = ConnectionHealth(self)  # links up or down; a lost one is a journaled incident
         venue.link_sink = self.health.link
+        venue.fault_sink = self.venue_failure  # faults the venue got past itself are still faults
         self.bus.subscribe(self._journal_alert, AlertEvent)
         data_dir = journal.path.parent
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -266,11 +267,18 @@ class Engine:
         strategy = self.strategy
         breakers = self.breakers
         ticks = self.market.ticks
+        publish = bus.wants(MarketEvent)
+        stamp: datetime | None = None
+        t = 0.0
         for tick in batch:
-            ticks[tick.symbol] = tick
-            pf.mark(tick.symbol, tick.last, tick.ts)
-            breakers.on_price(tick.symbol, float(tick.last), tick.ts.timestamp())
-            bus.publish(MarketEvent(tick.ts, tick))
+            symbol, last, ts = tick.symbol, tick.last, tick.ts
+            ticks[symbol] = tick
+            pf.mark(symbol, last, ts)
+            if ts is not stamp:  # a batch's ticks usually share one datetime: convert it once
+                stamp, t = ts, ts.timestamp()
+            breakers.on_price(symbol, float(last), t)
+            if publish:
+                bus.publish(MarketEvent(ts, tick))
             if strategy is not None:
                 strategy.on_tick(tick)
         self.market_events += len(batch)
@@ -414,11 +422,14 @@ class Engine:
             level, f"state_{new.value.lower()}", f"Trading {new.value}: {reason}", key=f"state:{new.value}"
         )
 
-    def venue_failure(self, what: str, exc: Exception) -> None:
+    def venue_failure(self, what: str, exc: Exception, link: str = "") -> None:
+        """Every fault is a journal row and counts toward the venue-error breaker; the alert comes once
+        per link and kind of fault within the cooldown (retries of one cancel are one alert, not four)."""
         msg = f"{what}: {type(exc).__name__}: {exc}"
         log.warning(msg)
         self.journal.record_incident(self.clock.now(), self.venue.name, "venue_error", msg)
-        self.alert(AlertLevel.WARNING, "venue_error", msg, key=f"venue_error:{what}")
+        key = f"venue_error:{link}:{type(exc).__name__}" if link else f"venue_error:{what}"
+        self.alert(AlertLevel.WARNING, "venue_error", msg, key=key)
         self.breakers.on_venue_error(self.clock.monotonic())
         if isinstance(exc, AuthenticationFailed):
             self.risk.set_state(TradingState.HALTED, f"venue authentication failed: {exc}", "system")

@@ -182,6 +182,10 @@ class EventBus:
             handlers = self._dispatch_cache[t] = tuple(found)
         return handlers
 
+    def wants(self, t: type[Event]) -> bool:
+        """Whether anyone listens to events of type `t`: a hot path skips building events nobody reads."""
+        return bool(self._handlers_for(t))
+
     def publish(self, event: Event) -> None:
         self.published += 1
         for handler in self._handlers_for(type(event)):

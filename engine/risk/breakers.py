@@ -39,6 +39,15 @@ class _Gauge:
         return 0.0 if self.limit <= 0 else self.value / self.limit
 
 
+class _VolTrack:
+    """One symbol's realised-variance state: the hot path touches one object, not three dicts."""
+
+    __slots__ = ("price", "samples", "t", "var")
+
+    def __init__(self, price: float, t: float) -> None:
+        self.price, self.t, self.var, self.samples = price, t, 0.0, 0
+
+
 class Breakers:
     def __init__(self, cfg: RiskConfig, risk: RiskEngine, alert: AlertFn, close_all: Callable[[str], None]):
         self.cfg = cfg
@@ -47,9 +56,7 @@ class Breakers:
         self._close_all = close_all
         self.consecutive_losses = 0
         self._errors: deque[float] = deque()
-        self._vol_var: dict[str, float] = {}
-        self._vol_last: dict[str, tuple[float, float]] = {}
-        self._vol_samples: dict[str, int] = {}
+        self._vol: dict[str, _VolTrack] = {}
         self._vol_symbol = ""
         self._g = {
             g.name: g
@@ -104,6 +111,7 @@ class Breakers:
 
     def reload(self, cfg: RiskConfig) -> None:
         self.cfg = cfg
+        self._equity_seen: tuple[Decimal, Decimal, Decimal] | None = None  # new limits: judge again
         g = self._g
         g["daily_loss"].limit = cfg.daily_loss_limit
         g["drawdown"].limit = cfg.max_drawdown
@@ -114,6 +122,10 @@ class Breakers:
 
     # --- inputs ---------------------------------------------------------------
     def on_equity(self, day_pnl: Decimal, day_start_equity: Decimal, drawdown: Decimal) -> None:
+        seen = (day_pnl, day_start_equity, drawdown)
+        if seen == self._equity_seen:
+            return  # flat, or marks that moved nothing: the gauges already hold these values
+        self._equity_seen = seen
         loss = -day_pnl if day_pnl < 0 else ZERO
         self._update("daily_loss", float(loss / day_start_equity) if day_start_equity > 0 else 0.0)
         self._update("drawdown", float(drawdown))
@@ -138,23 +150,27 @@ class Breakers:
 
     def on_price(self, symbol: str, price: float, t: float) -> None:
         """Exponentially weighted realised variance per second, reported per hour."""
-        prev = self._vol_last.get(symbol)
-        self._vol_last[symbol] = (price, t)
-        if prev is None or t <= prev[1] or prev[0] <= 0:
+        tr = self._vol.get(symbol)
+        if tr is None:
+            self._vol[symbol] = _VolTrack(price, t)
             return
-        dt = t - prev[1]
-        r = math.log(price / prev[0])
-        alpha = min(1.0, dt / self.cfg.volatility_window_s)
-        var = self._vol_var.get(symbol)
+        prev_price, prev_t = tr.price, tr.t
+        tr.price, tr.t = price, t
+        if t <= prev_t or prev_price <= 0:
+            return
+        dt = t - prev_t
+        r = math.log(price / prev_price)
         inst = r * r / dt
-        var = inst if var is None else var + alpha * (inst - var)
-        self._vol_var[symbol] = var
-        n = self._vol_samples[symbol] = self._vol_samples.get(symbol, 0) + 1
-        if n < 60:  # not enough samples to judge
+        if tr.samples == 0:
+            tr.var = inst
+        else:
+            alpha = dt / self.cfg.volatility_window_s
+            tr.var += (alpha if alpha < 1.0 else 1.0) * (inst - tr.var)
+        tr.samples += 1
+        if tr.samples < 60:  # not enough samples to judge
             return
-        vol = math.sqrt(var * 3600.0)
-        gauge = self._g["volatility"]
-        if symbol == self._vol_symbol or vol > gauge.value:
+        vol = math.sqrt(tr.var * 3600.0)
+        if symbol == self._vol_symbol or vol > self._g["volatility"].value:
             self._vol_symbol = symbol
             self._update("volatility", vol)
 

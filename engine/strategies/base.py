@@ -28,7 +28,7 @@ class StrategyContext(Protocol):
 class _BarBuilder:
     """Aggregates ticks into fixed-length bars aligned to the epoch (UTC)."""
 
-    __slots__ = ("_close", "_high", "_low", "_open", "_start", "_volume", "symbol", "timeframe_s")
+    __slots__ = ("_close", "_high", "_low", "_open", "_start", "_volume", "last_tick", "symbol", "timeframe_s")
 
     def __init__(self, symbol: str, timeframe_s: float) -> None:
         self.symbol = symbol
@@ -36,10 +36,11 @@ class _BarBuilder:
         self._start: float | None = None
         self._open = self._high = self._low = self._close = Decimal(0)
         self._volume = Decimal(0)
+        self.last_tick: MarketTick | None = None  # the newest tick, the bar-closing one while on_bar runs
 
-    def update(self, tick: MarketTick) -> Bar | None:
-        """Feed a tick; returns the bar that this tick closed, if any."""
-        ts = tick.ts.timestamp()
+    def update(self, tick: MarketTick, ts: float) -> Bar | None:
+        """Feed a tick stamped `ts` (its epoch seconds); returns the bar that this tick closed, if any."""
+        self.last_tick = tick
         start = ts - ts % self.timeframe_s
         done: Bar | None = None
         if self._start is not None and start != self._start:
@@ -77,6 +78,8 @@ class Strategy:
         self.ctx = ctx
         self.symbols = symbols
         self._builders = {s: _BarBuilder(s, timeframe_s) for s in symbols}
+        self._stamp: datetime | None = None  # a batch's ticks share one datetime: convert it once
+        self._stamp_s = 0.0
 
     def on_start(self) -> None:
         """Called once the venue is connected and warm-up ticks were fed."""
@@ -84,9 +87,17 @@ class Strategy:
     def on_tick(self, tick: MarketTick) -> None:
         builder = self._builders.get(tick.symbol)
         if builder is not None:
-            bar = builder.update(tick)
+            stamp = tick.ts
+            if stamp is not self._stamp:
+                self._stamp, self._stamp_s = stamp, stamp.timestamp()
+            bar = builder.update(tick, self._stamp_s)
             if bar is not None:
                 self.on_bar(bar)
+
+    def last_tick(self, symbol: str) -> MarketTick | None:
+        """The newest tick of `symbol`; inside on_bar, the one that closed the bar."""
+        builder = self._builders.get(symbol)
+        return builder.last_tick if builder is not None else None
 
     def on_bar(self, bar: Bar) -> None:
         """A bar closed."""

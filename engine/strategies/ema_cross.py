@@ -70,7 +70,7 @@ class ExitCosts:
 
 
 class _SymbolState:
-    __slots__ = ("atr", "bars", "fast", "last_tick", "prev_close", "prev_diff", "slow", "spread")
+    __slots__ = ("atr", "bars", "fast", "prev_close", "prev_diff", "slow", "spread")
 
     def __init__(self) -> None:
         self.fast: float | None = None
@@ -79,7 +79,6 @@ class _SymbolState:
         self.prev_close: float | None = None
         self.prev_diff: float | None = None
         self.spread: float | None = None  # running mean of (ask - bid) / mid, sampled once a bar
-        self.last_tick: MarketTick | None = None
         self.bars = 0
 
 
@@ -119,14 +118,8 @@ class EmaCross(Strategy):
 
     # --- market data -----------------------------------------------------------------------------
 
-    def on_tick(self, tick: MarketTick) -> None:
-        st = self._state.get(tick.symbol)
-        if st is not None:
-            st.last_tick = tick  # the spread is sampled once a bar: Decimal arithmetic on every tick costs
-        super().on_tick(tick)
-
-    def _sample_spread(self, st: _SymbolState) -> None:
-        tick = st.last_tick
+    def _sample_spread(self, st: _SymbolState, tick: MarketTick | None) -> None:
+        """Sampled once a bar, from the bar-closing tick: Decimal arithmetic on every tick costs."""
         if tick is None or tick.bid <= 0 or tick.ask < tick.bid:
             return
         bid, ask = float(tick.bid), float(tick.ask)
@@ -142,7 +135,7 @@ class EmaCross(Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         st = self._state[bar.symbol]
-        self._sample_spread(st)
+        self._sample_spread(st, self.last_tick(bar.symbol))
         close, high, low = float(bar.close), float(bar.high), float(bar.low)
         tr = high - low if st.prev_close is None else max(high, st.prev_close) - min(low, st.prev_close)
         if st.fast is None or st.slow is None or st.atr is None:

@@ -83,7 +83,7 @@ def profile_for(symbol: str) -> SymbolProfile:
 
 class _SymbolState:
     __slots__ = (
-        "anchor", "drift", "h", "idio", "inv_lot", "inv_tick", "jump_sd", "logp", "logp0", "lot",
+        "anchor", "beta", "drift", "h", "idio", "inv_lot", "inv_tick", "jump_sd", "logp", "logp0", "lot",
         "prof", "regime", "rng", "sigma_step", "spread_frac", "symbol", "tick", "vol_step",
     )  # fmt: skip
 
@@ -97,6 +97,7 @@ class _SymbolState:
         self.inv_lot = 10.0**-prof.lot_exp
         self.logp = self.logp0 = self.anchor = math.log(price)
         self.sigma_step = prof.hourly_vol * math.sqrt(dt / 3600.0)
+        self.beta = prof.beta
         self.idio = math.sqrt(1.0 - prof.beta * prof.beta)
         self.jump_sd = 1.5 * prof.hourly_vol
         self.spread_frac = prof.spread_bps * 1e-4
@@ -190,23 +191,26 @@ class MarketSimulator:
         vm = _VOL_MULT[self._vol_state]
         g_alpha, g_beta, g_omega = self._g_alpha, self._g_beta, self._g_omega
         kappa, kappa_long, jump_p = self._kappa, self._kappa_long, self._jump_p
-        sqrt, exp = math.sqrt, math.exp
+        sqrt, exp, log = math.sqrt, math.exp, math.log
+        range_p, trend_p = self._range_switch_p, self._trend_switch_p
         ticks = []
         for st in self._states:
             rng = st.rng
+            uniform = rng.random
             regime = st.regime
-            if rng.random() < (self._range_switch_p if regime == RANGE else self._trend_switch_p):
+            if uniform() < (range_p if regime == RANGE else trend_p):
                 regime = self._switch_regime(st)
             base_sig = st.sigma_step * vm
-            ratio = vm * sqrt(st.h)  # current volatility relative to the symbol's typical one
-            noise = base_sig * sqrt(st.h) * (st.prof.beta * zm + st.idio * rng.gauss(0.0, 1.0))
+            root_h = sqrt(st.h)
+            ratio = vm * root_h  # current volatility relative to the symbol's typical one
+            noise = base_sig * root_h * (st.beta * zm + st.idio * rng.gauss(0.0, 1.0))
             logp = st.logp
             drift = kappa * (st.anchor - logp) if regime == RANGE else st.drift
             drift -= kappa_long * (logp - st.logp0)
             shock = noise
             spread_frac = st.spread_frac
             vol = st.vol_step
-            if rng.random() < jump_p:
+            if uniform() < jump_p:
                 shock += rng.gauss(0.0, st.jump_sd)
                 spread_frac *= 3.0
                 vol *= 10.0
@@ -215,8 +219,7 @@ class MarketSimulator:
             e = shock / base_sig
             h = g_omega + g_alpha * e * e + g_beta * st.h
             st.h = h if h < _MAX_VARIANCE_MULT else _MAX_VARIANCE_MULT
-            price = exp(logp)
-            mid_ticks = price * st.inv_tick
+            mid_ticks = exp(logp) * st.inv_tick
             spread_ticks = int(mid_ticks * spread_frac * (0.5 + 0.5 * ratio)) + 1
             bid_i = int(mid_ticks - 0.5 * spread_ticks)
             if bid_i < 1:
@@ -224,9 +227,9 @@ class MarketSimulator:
             tick = st.tick
             bid = Decimal(bid_i) * tick
             ask = Decimal(bid_i + spread_ticks) * tick
-            lots = int(vol * ratio * rng.expovariate(1.0) * st.inv_lot)
-            volume = Decimal(lots) * st.lot
-            ticks.append(MarketTick(st.symbol, now, bid, ask, ask if r > 0 else bid, volume))
+            # rng.expovariate(1.0) inline (the same draw and arithmetic): it is a call per symbol per step
+            lots = int(vol * ratio * -log(1.0 - uniform()) * st.inv_lot)
+            ticks.append(MarketTick(st.symbol, now, bid, ask, ask if r > 0 else bid, Decimal(lots) * st.lot))
         return ticks
 
     def _switch_vol_state(self) -> None:

@@ -336,7 +336,11 @@ class SimulatedVenue(Venue):
             yield batch if wanted is None else [t for t in batch if t.symbol in wanted]
             if self._closed:
                 break
-            waiting = any(not sub.drained for sub in self._subscribers)
+            waiting = False
+            for sub in self._subscribers:  # a loop, not any(genexpr): this runs every step
+                if not sub.drained:
+                    waiting = True
+                    break
             if waiting:
                 await self._drain()
             if per_step_wall is None:
