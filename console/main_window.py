@@ -92,7 +92,8 @@ class MainWindow(QMainWindow):
 
         self.positions = PositionsTable(now=engine.clock.now)
         self.positions.closeRequested.connect(self.request_close_position)
-        self.positions.selectedSymbol.connect(self.select_symbol)
+        self.positions.selectedSymbol.connect(self._symbol_chosen)
+        self._chart_chosen = False  # until the operator picks a row, the price chart follows what is held
         self.orders = OrdersTable()
         self.orders.cancelRequested.connect(self.cancel_order)
         self.fills = FillsTable()
@@ -322,6 +323,19 @@ class MainWindow(QMainWindow):
         self.price_chart.set_symbol(symbol)
         self.docks["price"].setWindowTitle(f"Price — {symbol}")
 
+    def _symbol_chosen(self, symbol: str) -> None:
+        self._chart_chosen = True
+        self.select_symbol(symbol)
+
+    def _follow_position(self, changed: dict[str, Position | None]) -> None:
+        """Show a held symbol (the one that just opened) unless the chart already shows one or the
+        operator chose: a position's stop and entry lines are what an operator looks for."""
+        held = self.positions.model.keys()
+        if self._chart_chosen or not held or self.price_chart.symbol() in held:
+            return
+        opened = [s for s, p in changed.items() if p is not None and s in held]
+        self.select_symbol(opened[-1] if opened else sorted(held)[0])
+
     # ---- immediate deliveries from the bridge --------------------------------------------------
     def show_state(self, state: str, reason: str = "") -> None:
         self.top_bar.set_state(state, reason)
@@ -384,6 +398,7 @@ class MainWindow(QMainWindow):
                 self.price_chart.set_levels(sym, stop, p.take_profit, p.avg_price,  # type: ignore[arg-type]
                                             stop_status=protection)
         self.positions._fit_once()
+        self._follow_position(changed)
         self.big_buttons.set_unprotected(self.positions.unprotected_symbols(), self.positions.row_count())
 
     def show_orders(self, orders: Sequence[Order]) -> None:

@@ -284,3 +284,31 @@ def test_closing_with_open_positions_keeps_protection_by_default_and_says_what_s
             await until(lambda: chosen == ["keep"], "the keep policy")
 
     run(scenario())
+
+
+def test_price_chart_follows_the_held_symbol_until_the_operator_picks_one(run: Runner, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with console(tmp_path, speed=20, strategy=False) as (engine, window, _bridge):
+            await until(lambda: len(engine.ticks) == len(engine.symbols), "prices for every symbol")
+            first, second, third = engine.symbols[:3]
+            await until(lambda: window.price_chart.symbol() == first, "the chart on the first symbol")
+            open_long(engine, second, "0.1")
+            await until(lambda: window.price_chart.symbol() == second, "the chart on the held symbol")
+            assert window.docks["price"].windowTitle() == f"Price — {second}"
+            open_long(engine, third, "1")
+            await until(lambda: window.positions.row(third) is not None, "the second position in the table")
+            assert window.price_chart.symbol() == second  # a chart already on a held symbol stays put
+            assert engine.api.close_position(second, "test", "tester").ok
+            await until(lambda: window.price_chart.symbol() == third, "the chart on what is still held")
+            open_long(engine, first, "0.01")
+            await until(lambda: window.positions.row(first) is not None, "the first symbol held too")
+            row = window.positions.keys_in_view_order().index(first)
+            window.positions.view.setCurrentIndex(window.positions.proxy.index(row, 0))  # the operator picks it
+            await until(lambda: window.price_chart.symbol() == first, "the operator's pick on the chart")
+            assert engine.api.close_position(first, "test", "tester").ok
+            await until(lambda: window.positions.row(first) is None, "the pick closed")
+            # the table's selection moves to a remaining row, and the chart with it: still something held
+            await until(lambda: window.price_chart.symbol() == third, "the chart on the row now selected")
+            assert window.positions.view.currentIndex().isValid()
+
+    run(scenario())
