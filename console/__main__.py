@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     from engine.app.headless import main_headless
 
-    code = main_headless(settings, paths, opts, args.duration, control=control_cli.control_options_from(args))
+    control = control_cli.control_options_from(args, settings.control)
+    code = main_headless(settings, paths, opts, args.duration, control=control)
     if code == 0 and paths.journal_file.exists():  # what the run did, once it has ended
         from console.cli import report
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from console.remote_client import ControlClient, Endpoint, RemoteError, default_operator
 from engine.app.operator_api import CommandResult
+from engine.core.control_config import ControlConfig
 from engine.core.paths import AppPaths
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
@@ -243,16 +244,16 @@ async def _watch(endpoints: list[Endpoint], args: argparse.Namespace, paths: App
 
 def add_top_level_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("control server (headless runs serve on 127.0.0.1 by default)")
-    g.add_argument("--no-control", action="store_true", help="do not serve the control API")
-    g.add_argument("--control-host", default="127.0.0.1", help="bind address; anything but loopback needs mutual TLS")
-    g.add_argument("--control-port", type=int, help="port (default 8765, or a free one when that is taken)")
+    g.add_argument("--no-control", action="store_true", help="do not serve the control API ([control] enabled)")
+    g.add_argument("--control-host", help="bind address ([control] host, 127.0.0.1); beyond loopback needs mutual TLS")
+    g.add_argument("--control-port", type=int, help="port ([control] port; 8765, or a free one when that is taken)")
     g.add_argument("--control-cert", type=Path, help="server certificate (from `trading-console certs`)")
     g.add_argument("--control-key", type=Path, help="server key")
     g.add_argument("--control-ca", type=Path, help="the CA whose client certificates may connect")
     g.add_argument("--heartbeat-url", help="dead-man ping URL (healthchecks-style), pinged while the engine runs")
     g.add_argument("--heartbeat-secret", metavar="NAME",
                    help="the same URL from the keyring (`trading-console secrets set NAME`), unseen by ps")  # fmt: skip
-    g.add_argument("--heartbeat-every", type=float, default=60.0, metavar="SECONDS", help="ping interval (60)")
+    g.add_argument("--heartbeat-every", type=float, metavar="SECONDS", help="ping interval ([control], 60)")
     a = p.add_argument_group("attach the window to running engines instead of embedding one")
     a.add_argument("--attach", metavar="URL", action="append",
                    help="an engine's control URL, or 'local' (repeat for a fleet)")  # fmt: skip
@@ -264,13 +265,24 @@ def add_top_level_options(p: argparse.ArgumentParser) -> None:
                    help="dead-man alarm: an attached engine silent this long is CRITICAL (15)")  # fmt: skip
 
 
-def control_options_from(args: argparse.Namespace) -> Any:
+def control_options_from(args: argparse.Namespace, cfg: ControlConfig | None = None) -> Any:
+    """The config's [control] section, each flag given on the command line taking its place."""
     from engine.app.control_setup import ControlOptions
 
+    cfg = cfg or ControlConfig()
+
+    def pick(flag: Any, configured: Any) -> Any:
+        return flag if flag is not None else configured
+
+    def path(flag: Path | None, configured: str | None) -> Path | None:
+        return flag if flag is not None else (Path(configured).expanduser() if configured else None)
+
     return ControlOptions(
-        enabled=not args.no_control, host=args.control_host, port=args.control_port, cert=args.control_cert,
-        key=args.control_key, ca=args.control_ca, heartbeat_url=args.heartbeat_url,
-        heartbeat_secret=args.heartbeat_secret, heartbeat_every_s=args.heartbeat_every,
+        enabled=cfg.enabled and not args.no_control, host=pick(args.control_host, cfg.host),
+        port=pick(args.control_port, cfg.port), cert=path(args.control_cert, cfg.cert),
+        key=path(args.control_key, cfg.key), ca=path(args.control_ca, cfg.ca), heartbeat_url=args.heartbeat_url,
+        heartbeat_secret=pick(args.heartbeat_secret, cfg.heartbeat_secret),
+        heartbeat_every_s=pick(args.heartbeat_every, cfg.heartbeat_every_s),
     )  # fmt: skip
 
 

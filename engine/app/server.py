@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from engine.app.control_files import remove_endpoint, write_endpoint
-from engine.app.server_auth import FailedAuthGuard, is_loopback, peer_common_name, token_matches
+from engine.app.server_auth import FailedAuthGuard, peer_common_name, token_matches
 from engine.app.server_stream import ClientFeed
 from engine.app.snapshot import engine_name, engine_snapshot, engine_status
 from engine.app.wire import event_to_json, to_json
+from engine.core.control_config import is_loopback
 from engine.core.model import AlertLevel
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ without the token even being looked at, and each lock-out is journaled once.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,14 +18,6 @@ MAX_FAILURES = 5
 WINDOW_S = 60.0
 LOCKOUT_S = 60.0
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def token_matches(header: str | None, token: str | None) -> bool:

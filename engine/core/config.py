@@ -32,6 +32,7 @@ from engine.core.config_types import (
     PositiveInt,
     Section,
 )
+from engine.core.control_config import ControlConfig
 from engine.core.venue_settings import VenuesConfig
 
 __all__ = ["ConfigError", "ConfigProblem", "Settings", "load_settings", "parse_settings", "save_settings"]
@@ -275,6 +276,7 @@ class Settings(_Section):
     venues: VenuesConfig = Field(default_factory=VenuesConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # pydantic keeps an assigned section even when a rule between sections then refuses it: put it back
