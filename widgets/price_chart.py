@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from widgets.equity_chart import REDRAW_MS, GroupedAxis, to_epoch
-from widgets.format import fmt_price, fmt_qty
+from widgets.format import fmt_instrument_price, fmt_instrument_qty
 from widgets.theme import current_palette
 
 
@@ -224,13 +224,13 @@ class PriceChart(QWidget):
             scatter.setData(
                 x=[f.x for f in mine],
                 y=[f.price for f in mine],
-                data=[self._fill_text(f) for f in mine],
+                data=[self._fill_text(f, self._symbol) for f in mine],
             )
 
     @staticmethod
-    def _fill_text(f: _Fill) -> str:
+    def _fill_text(f: _Fill, symbol: str | None) -> str:
         when = datetime.fromtimestamp(f.x, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return f"{f.side.upper()} {fmt_qty(f.qty)} @ {fmt_price(f.price)}\n{when}"
+        return f"{f.side.upper()} {fmt_instrument_qty(f.qty, symbol)} @ {fmt_instrument_price(f.price, symbol)}\n{when}"
 
     def _draw_levels(self, lv: Levels, last_x: float | None) -> None:
         shown: list[float] = []
@@ -242,7 +242,7 @@ class PriceChart(QWidget):
             line.setVisible(value is not None)
             if value is not None:
                 line.setValue(value)
-                line.label.setFormat(f"{prefix} {fmt_price(value)}{suffix}")
+                line.label.setFormat(f"{prefix} {fmt_instrument_price(value, self._symbol)}{suffix}")
                 shown.append(value)
         if last_x is not None and shown:
             self._level_anchor.setData(x=[last_x] * len(shown), y=shown)
@@ -255,10 +255,13 @@ class PriceChart(QWidget):
             self._title.setText("No symbol selected")
             return
         buf = self._prices.get(self._symbol)
-        last = f"last {fmt_price(float(buf.y[buf.n - 1]))}" if buf is not None and buf.n else "no prices yet"
+        if buf is not None and buf.n:
+            last = f"last {fmt_instrument_price(float(buf.y[buf.n - 1]), self._symbol)}"
+        else:
+            last = "no prices yet"
         lv = self._levels.get(self._symbol, Levels())
         extra = "".join(
-            f"&nbsp;&nbsp;<span style='color:{c}'>{p} {fmt_price(v)}{suffix}</span>"
+            f"&nbsp;&nbsp;<span style='color:{c}'>{p} {fmt_instrument_price(v, self._symbol)}{suffix}</span>"
             for p, v, c, suffix in (
                 ("SL", lv.stop, pal.red, STOP_DRAWN.get(lv.stop_status, "")),
                 ("TP", lv.take_profit, pal.green, ""),
