@@ -6,16 +6,11 @@ spread-dependent slippage; limit orders that cross on arrival are takers, restin
 ones fill as makers at their price, limited by a share of each tick's volume;
 stop-market orders trigger on the last price and then behave like market orders;
 stop-limit orders trigger the same way and then rest (or take) as limit orders.
+A fill of one protective leg shrinks or cancels its one-cancels-other siblings, so
+a stop and a take-profit protecting the same coins never both sell them.
 
-Fees: the "quote" model charges every fee in the quote asset; "binance_spot"
-charges a buy in the base asset and a sell in the quote asset, as Binance spot
-does, or everything in BNB (at a 25% discount, valued at BNB's mark) when
-`bnb_pays` and the account holds enough BNB.
-
-Funds for resting orders are locked. Protective legs of one entry (same symbol,
-side and parent_id, role stop_loss / take_profit) form a one-cancels-other group:
-they share one lock, and a fill of one leg shrinks or cancels its siblings, so a
-stop and a take-profit can protect the same coins without double-selling.
+This module is the order lifecycle and the public entry; the account's funds and
+locks are `matching_funds`, the fee models `matching_fees`.
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from engine.core.model import (
     ZERO,
@@ -39,42 +34,18 @@ from engine.core.model import (
     Side,
     quantize_down,
 )
+from engine.venues.matching_fees import FEE_MODELS, charge, fee
+from engine.venues.matching_funds import Funds, Working
 
-FEE_QUANTUM = Decimal("0.00000001")
 _AVG_QUANTUM = Decimal("1e-12")
-_OCO_ROLES = frozenset({"stop_loss", "take_profit"})
 _BUY, _SELL = Side.BUY, Side.SELL
 _Updates = list[OrderUpdate]
 _LIMIT, _STOP, _STOP_LIMIT = OrderType.LIMIT, OrderType.STOP_MARKET, OrderType.STOP_LIMIT
-FEE_MODELS = ("quote", "binance_spot")
-BNB = "BNB"
-BNB_DISCOUNT = Decimal("0.75")  # Binance: fees paid in BNB cost 25% less
 
 
 def as_decimal(value: Decimal | float | int | str) -> Decimal:
     """Config hands over floats; str() keeps 0.001 from becoming 0.00100000000000000002."""
     return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-class _Lock:
-    """Funds held for a set of orders; a plain order is a group of one."""
-
-    __slots__ = ("amount", "asset", "key", "members")
-
-    def __init__(self, asset: str, key: tuple[str, str, str] | None = None) -> None:
-        self.asset = asset
-        self.amount = ZERO
-        self.key = key
-        self.members: list[_Working] = []
-
-
-class _Working:
-    __slots__ = ("inst", "lock", "order")
-
-    def __init__(self, order: Order, inst: Instrument | None, lock: _Lock | None) -> None:
-        self.order = order
-        self.inst = inst
-        self.lock = lock
 
 
 class MatchingEngine:
@@ -106,16 +77,17 @@ class MatchingEngine:
         self.instruments = dict(instruments)
         self.maker_fee = as_decimal(maker_fee)
         self.taker_fee = as_decimal(taker_fee)
-        self._lock_rate = 1 + max(self.maker_fee, self.taker_fee)
         self.venue = venue
         self.allow_short = allow_short
         self.volume_share = as_decimal(volume_share)
         self.impact = impact  # slippage in spreads for an order as big as the typical tick volume
-        self._free: dict[str, Decimal] = {a: as_decimal(v) for a, v in balances.items()}
-        self._locked: dict[str, Decimal] = dict.fromkeys(self._free, ZERO)
-        self._orders: dict[str, _Working] = {}
-        self._books: dict[str, dict[str, _Working]] = {}  # working orders per symbol, time priority
-        self._groups: dict[tuple[str, str, str], _Lock] = {}
+        self.funds = Funds(
+            {a: as_decimal(v) for a, v in balances.items()},
+            allow_short=allow_short,
+            lock_rate=1 + max(self.maker_fee, self.taker_fee),
+        )
+        self._orders: dict[str, Working] = {}
+        self._books: dict[str, dict[str, Working]] = {}  # working orders per symbol, time priority
         self._last: dict[str, MarketTick] = {}
         self._avg_volume: dict[str, float] = {}
         self._fills: list[Fill] = []
@@ -137,8 +109,7 @@ class MatchingEngine:
         return list(self._fills) if ts is None else [f for f in self._fills if f.ts >= ts]
 
     def balances(self) -> dict[str, Balance]:
-        assets = sorted(set(self._free) | set(self._locked))
-        return {a: Balance(a, self._free.get(a, ZERO), self._locked.get(a, ZERO)) for a in assets}
+        return self.funds.balances()
 
     def positions(self) -> dict[str, Decimal]:
         """Signed base holdings per symbol (zero holdings left out)."""
@@ -146,7 +117,7 @@ class MatchingEngine:
         for sym, inst in self.instruments.items():
             if inst.base == inst.quote:
                 continue
-            qty = self._free.get(inst.base, ZERO) + self._locked.get(inst.base, ZERO)
+            qty = self.funds.held(inst.base)
             if qty != 0:
                 out[sym] = qty
         return out
@@ -180,9 +151,9 @@ class MatchingEngine:
         if order.order_type is OrderType.MARKET:
             assert tick is not None  # _validate insists on a market price
             return self._submit_market(accepted, inst, tick, now)
-        w = _Working(accepted, inst, None)
-        if not self._attach_lock(w):
-            return [self._reject(order, self._funds_message(w), now)]
+        w = Working(accepted, inst, None)
+        if not self.funds.attach(w):
+            return [self._reject(order, self.funds.shortfall(w), now)]
         self._orders[order.client_id] = w
         self._books.setdefault(order.symbol, {})[order.client_id] = w
         updates = [OrderUpdate(accepted)]
@@ -246,10 +217,9 @@ class MatchingEngine:
         return out
 
     def deposit(self, asset: str, amount: Decimal) -> None:
-        self._free[asset] = self._free.get(asset, ZERO) + amount
-        self._locked.setdefault(asset, ZERO)
+        self.funds.deposit(asset, amount)
 
-    # -- validation and funds --------------------------------------------------------------------
+    # -- validation --------------------------------------------------------------------
 
     def _validate(self, order: Order, inst: Instrument | None, tick: MarketTick | None) -> str | None:
         if inst is None:
@@ -276,10 +246,8 @@ class MatchingEngine:
         error = inst.precision_error(order.qty, ref)
         if error is not None:
             return error
-        if order.reduce_only:
-            held = self._free.get(inst.base, ZERO) + self._locked.get(inst.base, ZERO)
-            if held * order.side.sign >= 0:
-                return "reduce-only order would not reduce the position"
+        if order.reduce_only and self.funds.held(inst.base) * order.side.sign >= 0:
+            return "reduce-only order would not reduce the position"
         if order.order_type is OrderType.MARKET:
             return self._market_funds_error(order, inst, tick)  # type: ignore[arg-type]
         return None
@@ -287,80 +255,29 @@ class MatchingEngine:
     def _market_funds_error(self, order: Order, inst: Instrument, tick: MarketTick) -> str | None:
         if order.side is _BUY:
             price = self._taker_price(inst, _BUY, order.qty, tick)
-            cost = order.qty * price + self._fee(order.qty * price, self.taker_fee)
-            free = self._free.get(inst.quote, ZERO)
+            cost = order.qty * price + fee(order.qty * price, self.taker_fee)
+            free = self.funds.free.get(inst.quote, ZERO)
             if cost > free:
                 return f"insufficient funds: need {cost:.2f} {inst.quote}, free {free:.2f}"
         elif not self.allow_short:
-            free = self._free.get(inst.base, ZERO)
+            free = self.funds.free.get(inst.base, ZERO)
             if order.qty > free:
                 return f"insufficient funds: need {order.qty} {inst.base}, free {free}"
         return None
-
-    def _need(self, w: _Working) -> Decimal:
-        o = w.order
-        if not o.status.is_working:
-            return ZERO
-        if o.side is _SELL:
-            return ZERO if self.allow_short else o.remaining
-        price = o.price if o.order_type in (_LIMIT, _STOP_LIMIT) else o.stop_price
-        return o.remaining * price * self._lock_rate  # type: ignore[operator]
-
-    def _attach_lock(self, w: _Working) -> bool:
-        o, inst = w.order, w.inst
-        assert inst is not None
-        asset = inst.quote if o.side is _BUY else inst.base
-        key = (o.symbol, o.side.value, o.parent_id) if o.parent_id and o.role in _OCO_ROLES else None
-        lock = self._groups.get(key) if key else None
-        if lock is None:
-            lock = _Lock(asset, key)
-        lock.members.append(w)
-        w.lock = lock
-        if not self._relock(lock, strict=True):
-            lock.members.remove(w)
-            return False
-        if key is not None:
-            self._groups[key] = lock
-        return True
-
-    def _relock(self, lock: _Lock, strict: bool = False) -> bool:
-        """Hold exactly what the group's most demanding working member needs."""
-        target = max((self._need(m) for m in lock.members), default=ZERO)
-        delta = target - lock.amount
-        free = self._free.get(lock.asset, ZERO)
-        if strict and delta > free:
-            return False
-        self._free[lock.asset] = free - delta
-        self._locked[lock.asset] = self._locked.get(lock.asset, ZERO) + delta
-        lock.amount = target
-        return True
-
-    def _funds_message(self, w: _Working) -> str:
-        asset = w.lock.asset if w.lock else "?"
-        return f"insufficient funds: need {self._need(w)} {asset}, free {self._free.get(asset, ZERO)}"
-
-    def _spend(self, lock: _Lock | None, asset: str, amount: Decimal) -> None:
-        """Pay first from the order's lock, then from free funds."""
-        if lock is not None and lock.asset == asset and lock.amount > 0:
-            used = min(amount, lock.amount)
-            lock.amount -= used
-            self._locked[asset] -= used
-            amount -= used
-        self._free[asset] = self._free.get(asset, ZERO) - amount
 
     # -- fills -----------------------------------------------------------------------------------
 
     def _submit_market(
         self, order: Order, inst: Instrument, tick: MarketTick, now: datetime
     ) -> list[OrderUpdate]:
-        w = _Working(order, inst, None)
+        w = Working(order, inst, None)
         self._orders[order.client_id] = w
         updates = [OrderUpdate(order)]
         price = self._taker_price(inst, order.side, order.qty, tick)
         self._fill(w, order.qty, price, Liquidity.TAKER, now, updates)
         return updates
 
-    def _trigger(self, w: _Working, tick: MarketTick, now: datetime, updates: list[OrderUpdate]) -> None:
+    def _trigger(self, w: Working, tick: MarketTick, now: datetime, updates: list[OrderUpdate]) -> None:
         o, inst = w.order, w.inst
         assert inst is not None
         if o.order_type is _STOP_LIMIT:
@@ -375,12 +292,12 @@ class MatchingEngine:
         price = self._taker_price(inst, o.side, qty, tick)
         if o.side is _BUY:
             held = w.lock.amount if w.lock else ZERO
-            budget = self._free.get(inst.quote, ZERO) + held
+            budget = self.funds.free.get(inst.quote, ZERO) + held
             per_unit = price * (1 + self.taker_fee)
             if qty * per_unit > budget:
                 qty = quantize_down(budget / per_unit, inst.lot_size)
         elif not self.allow_short:
-            qty = min(qty, self._free.get(inst.base, ZERO) + (w.lock.amount if w.lock else ZERO))
+            qty = min(qty, self.funds.free.get(inst.base, ZERO) + (w.lock.amount if w.lock else ZERO))
         if qty > 0:
             self._fill(w, qty, price, Liquidity.TAKER, now, updates)
         if w.order.status.is_working:
@@ -389,26 +306,16 @@ class MatchingEngine:
                 updates.append(update)
 
     def _fill(
-        self, w: _Working, qty: Decimal, price: Decimal, liq: Liquidity, ts: datetime, out: _Updates
+        self, w: Working, qty: Decimal, price: Decimal, liq: Liquidity, ts: datetime, out: _Updates
     ) -> None:
         o, inst = w.order, w.inst
         assert inst is not None
         notional = qty * price
         rate = self.maker_fee if liq is Liquidity.MAKER else self.taker_fee
-        fee_asset, fee_amount, fee_value = self._charge(inst, o.side, qty, price, rate)
-        if o.side is _BUY:
-            self._spend(w.lock, inst.quote, notional + (fee_amount if fee_asset == inst.quote else ZERO))
-            self._free[inst.base] = self._free.get(inst.base, ZERO) + qty
-        else:
-            self._spend(w.lock, inst.base, qty)
-            self._free[inst.quote] = self._free.get(inst.quote, ZERO) + notional
-            if fee_asset == inst.quote:
-                self._free[inst.quote] -= fee_amount
-        if fee_asset != inst.quote:
-            self._free[fee_asset] = self._free.get(fee_asset, ZERO) - fee_amount  # base or BNB
-            self._locked.setdefault(fee_asset, ZERO)
-        self._locked.setdefault(inst.base, ZERO)
-        self._locked.setdefault(inst.quote, ZERO)
+        fee_asset, fee_amount, fee_value = charge(
+            self.fee_model, self.bnb_pays, inst, o.side, qty, price, rate, self.asset_price, self.funds.free
+        )
+        self.funds.settle(w, qty, notional, fee_asset, fee_amount)
         filled = o.filled_qty + qty
         if o.avg_fill_price is None or o.filled_qty == 0:
             avg = price
@@ -428,9 +335,9 @@ class MatchingEngine:
         if status is OrderStatus.FILLED:
             self._finish(w)
         elif w.lock is not None:
-            self._relock(w.lock)
+            self.funds.relock(w.lock)
 
-    def _shrink_siblings(self, w: _Working, ts: datetime, out: list[OrderUpdate]) -> None:
+    def _shrink_siblings(self, w: Working, ts: datetime, out: list[OrderUpdate]) -> None:
         """One-cancels-other: siblings may never sell (buy) more than this leg has left."""
         if w.lock is None or w.lock.key is None:
             return
@@ -449,20 +356,13 @@ class MatchingEngine:
                 continue
             out.append(OrderUpdate(sib.order))
 
-    def _finish(self, w: _Working) -> None:
+    def _finish(self, w: Working) -> None:
         """Take a no longer working order off the book and give back what it no longer needs."""
         self._triggered.discard(w.order.client_id)
         book = self._books.get(w.order.symbol)
         if book is not None:
             book.pop(w.order.client_id, None)
-        lock = w.lock
-        if lock is None:
-            return
-        if w in lock.members:
-            lock.members.remove(w)
-        self._relock(lock)
-        if not lock.members and lock.key is not None:
-            self._groups.pop(lock.key, None)
+        self.funds.release(w)
 
     # -- prices ----------------------------------------------------------------------------------
 
@@ -484,35 +384,14 @@ class MatchingEngine:
     def _stop_triggered(o: Order, tick: MarketTick) -> bool:
         return tick.last >= o.stop_price if o.side is _BUY else tick.last <= o.stop_price  # type: ignore[operator]
 
-    def _charge(self, inst: Instrument, side: Side, qty: Decimal, price: Decimal, rate: Decimal
-                ) -> tuple[str, Decimal, Decimal]:  # fmt: skip
-        """(asset charged, amount in that asset, value in the quote asset) for one fill."""
-        quote_fee = self._fee(qty * price, rate)
-        if self.fee_model == "quote":
-            return inst.quote, quote_fee, quote_fee
-        if self.bnb_pays and BNB not in (inst.base, inst.quote):
-            bnb_price = self.asset_price(BNB, inst.quote)
-            if bnb_price:
-                bnb_fee = (qty * price * rate * BNB_DISCOUNT / bnb_price).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
-                if 0 < bnb_fee <= self._free.get(BNB, ZERO):
-                    return BNB, bnb_fee, self._fee(bnb_fee * bnb_price, Decimal(1))
-        if side is _BUY:
-            base_fee = self._fee(qty, rate)
-            return inst.base, base_fee, self._fee(base_fee * price, Decimal(1))
-        return inst.quote, quote_fee, quote_fee
-
     def asset_price(self, asset: str, quote: str) -> Decimal | None:
         """The quote-currency mark of a fee asset: its traded symbol's last price, else the configured one."""
         tick = self._last.get(f"{asset}/{quote}")
         return tick.last if tick is not None else self.asset_prices.get(asset)
 
-    @staticmethod
-    def _fee(notional: Decimal, rate: Decimal) -> Decimal:
-        return (notional * rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
-
     def _reject(self, order: Order, reason: str, now: datetime) -> OrderUpdate:
         rejected = order.evolve(status=OrderStatus.REJECTED, reason=reason, updated_at=now)
-        self._orders[order.client_id] = _Working(rejected, None, None)
+        self._orders[order.client_id] = Working(rejected, None, None)
         return OrderUpdate(rejected)
 
     def _now_for(self, symbol: str) -> datetime | None:
