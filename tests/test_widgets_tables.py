@@ -12,16 +12,10 @@ from PySide6.QtGui import QColor
 
 from engine.core.model import Order, OrderStatus, OrderType, Position, Side
 from widgets import format as fmt
+from widgets.record_table import RecordTable
 from widgets.table_model import Column, RawRole, RecordTableModel, SortRole
 from widgets.theme import current_palette
-from widgets.trading_tables import (
-    FillsTable,
-    OrdersTable,
-    PositionsTable,
-    RecordTable,
-    order_row,
-    position_row,
-)
+from widgets.trading_tables import FillsTable, OrdersTable, PositionsTable, order_row, position_row
 
 pytestmark = pytest.mark.gui
 

@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
 from widgets import format as fmt
 from widgets import theme
 from widgets.elided_label import ElidedLabel
+from widgets.record_table import RecordTable
 from widgets.table_model import Column, RecordTableModel
-from widgets.trading_tables import RecordTable
 
 LEVELS: dict[str, int] = {"INFO": 10, "WARNING": 20, "CRITICAL": 30, "EMERGENCY": 40}
 LEVEL_TAGS: dict[int, str] = {10: "ℹ INFO", 20: "⚠ WARNING", 30: "✖ CRITICAL", 40: "‼ EMERGENCY"}

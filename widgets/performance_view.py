@@ -44,8 +44,8 @@ from widgets.performance_parts import (
     write_equity_csv,
     write_trades_csv,
 )
+from widgets.record_table import RecordTable
 from widgets.theme import current_palette
-from widgets.trading_tables import RecordTable
 
 PERIODS: tuple[tuple[str, str], ...] = (("today", "Today"), ("7d", "7 days"), ("30d", "30 days"), ("all", "All"))
 GROUPS: tuple[tuple[str, str], ...] = (("symbol", "By symbol"), ("strategy", "By strategy"), ("tag", "By signal tag"))
