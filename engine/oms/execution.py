@@ -40,6 +40,10 @@ UNSUPPORTED_TYPE = "order type not supported"  # reason prefix: the protection c
 REDUCING_ROLES = ("exit", "flatten", "stop_loss")
 
 
+class VenueFailure(Protocol):
+    def __call__(self, what: str, exc: Exception, link: str = "") -> None: ...
+
+
 class DenialRecorder(Protocol):
     def record_denial(self, ts: Any, intent: OrderIntent, code: str, message: str) -> None: ...
 
@@ -79,7 +83,7 @@ class Execution:
         journal: DenialRecorder,
         bus: EventBus,
         apply_update: Callable[[Order, Sequence[Fill]], Order],
-        venue_failure: Callable[[str, Exception], None],
+        venue_failure: VenueFailure,
         new_positions_today: Callable[[], int],
     ) -> None:
         self.clock = clock
@@ -224,7 +228,7 @@ class Execution:
             self.finish_locally(order, OrderStatus.REJECTED, str(exc))
             return None
         except VenueError as exc:
-            self._venue_failure(f"submit {order.symbol} {order.side} failed", exc)
+            self._venue_failure(f"submit {order.symbol} {order.side} failed", exc, "submit")
             self.finish_locally(order, OrderStatus.REJECTED, str(exc))
             return None
         ack, fills = _split_reply(reply)
@@ -260,9 +264,10 @@ class Execution:
             order = await self._acknowledged(order)
             if order.status.is_terminal:
                 return order
+        told_s = 0.0  # how long a rate limit said to stay away
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S[:3])):
-            if delay:
-                await asyncio.sleep(delay)
+            if max(delay, told_s):
+                await asyncio.sleep(max(delay, told_s))
             try:
                 done = await self.venue.cancel(order)
             except OrderNotFound:
@@ -270,12 +275,14 @@ class Execution:
                     status=OrderStatus.CANCELED, reason="not found at the venue"
                 )
             except VenueError as exc:
-                self._venue_failure(f"cancel {order.client_id} (attempt {attempt + 1})", exc)
+                self._venue_failure(f"cancel {order.client_id} (attempt {attempt + 1})", exc, "cancel")
                 looked = await self.read_back(order)
                 if looked is not None and looked.status.is_terminal:
                     return self._apply(looked, ())
                 if not exc.retryable and looked is None:
                     return None
+                # retrying inside a 429's Retry-After only meets the same refusal: the cancel was lost
+                told_s = getattr(exc, "retry_after_s", None) or 0.0
                 continue
             return self._apply(done, ())
         return None

@@ -312,34 +312,38 @@ class AlpacaVenue(Venue):
         self._orders.setdefault(order.client_id, order)
         request = wire.order_request(order)
         last_error: VenueError | None = None
-        for attempt in range(self.submit_attempts):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                raw = await self._call(self._trading.submit_order, request)
-                if isinstance(raw, dict) and raw.get("id"):
-                    return self._expect_stream(self.remember(raw))
-                last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
-            except OrderRejected as exc:
-                if "duplicate client_order_id" not in str(exc):
+        with self.absorbing("submit", f"submit {order.client_id} ({order.symbol}) unconfirmed") as faults:
+            for attempt in range(self.submit_attempts):
+                if attempt:
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                try:
+                    raw = await self._call(self._trading.submit_order, request)
+                    if isinstance(raw, dict) and raw.get("id"):
+                        return self._expect_stream(self.remember(raw))
+                    last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
+                    faults.append(last_error)
+                except OrderRejected as exc:
+                    if "duplicate client_order_id" not in str(exc):
+                        raise
+                    last_error = exc  # an earlier attempt did arrive: find it below
+                except RateLimited:
+                    raise  # nothing was placed; the caller waits as told
+                except TransientVenueError as exc:
+                    last_error = exc
+                    faults.append(exc)
+                # The outcome is unknown: ask the venue before sending anything again.
+                log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
+                try:
+                    found = await self.lookup(order)
+                except RateLimited:
                     raise
-                last_error = exc  # an earlier attempt did arrive: find it below
-            except RateLimited:
-                raise  # nothing was placed; the caller waits as told
-            except TransientVenueError as exc:
-                last_error = exc
-            # The outcome is unknown: ask the venue before sending anything again.
-            log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
-            try:
-                found = await self.lookup(order)
-            except RateLimited:
-                raise
-            except TransientVenueError:
-                found = None
-            if found is not None:
-                return self._expect_stream(found)
-        assert last_error is not None
-        raise last_error
+                except TransientVenueError as exc:
+                    faults.append(exc)
+                    found = None
+                if found is not None:
+                    return self._expect_stream(found)
+            assert last_error is not None
+            raise last_error
 
     def _expect_stream(self, order: Order) -> Order:
         self.acks.expect(order.client_id)
@@ -355,29 +359,32 @@ class AlpacaVenue(Venue):
         # Cancel, then read the order back: the cancel's answer (204, 404 unknown, 422 no longer
         # cancelable, a timeout, a lost reply) never settles it alone; a still working order is cancelled again.
         last_error: VenueError | None = None
-        for attempt in range(self.cancel_attempts):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                with contextlib.suppress(OrderNotFound, OrderRejected):
-                    await self._call(self._trading.cancel_order_by_id, venue_id)
-            except RateLimited:
-                raise
-            except TransientVenueError as exc:
-                last_error = exc
-                log.warning("%s: cancel %s unconfirmed (%s); reading it back", self.name, order.client_id, exc)
-            try:
-                found = await self.lookup(order)
-            except RateLimited:
-                raise
-            except TransientVenueError as exc:
-                last_error = exc
-                continue
-            if found is None:
-                raise OrderNotFound(f"{self.name} has no order {order.client_id}")
-            if not found.status.is_working or attempt == self.cancel_attempts - 1:
-                return found  # finished; or still working after every attempt, and the caller sees it so
-        raise last_error or TransientVenueError(f"{self.name}: cancel of {order.client_id} unconfirmed")
+        with self.absorbing("cancel", f"cancel {order.client_id} ({order.symbol}) unconfirmed") as faults:
+            for attempt in range(self.cancel_attempts):
+                if attempt:
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                try:
+                    with contextlib.suppress(OrderNotFound, OrderRejected):
+                        await self._call(self._trading.cancel_order_by_id, venue_id)
+                except RateLimited:
+                    raise
+                except TransientVenueError as exc:
+                    last_error = exc
+                    faults.append(exc)
+                    log.warning("%s: cancel %s unconfirmed (%s); reading it back", self.name, order.client_id, exc)
+                try:
+                    found = await self.lookup(order)
+                except RateLimited:
+                    raise
+                except TransientVenueError as exc:
+                    last_error = exc
+                    faults.append(exc)
+                    continue
+                if found is None:
+                    raise OrderNotFound(f"{self.name} has no order {order.client_id}")
+                if not found.status.is_working or attempt == self.cancel_attempts - 1:
+                    return found  # finished; or still working after every attempt, and the caller sees it so
+            raise last_error or TransientVenueError(f"{self.name}: cancel of {order.client_id} unconfirmed")
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         if symbol is not None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -167,11 +168,33 @@ class Venue(abc.ABC):
     name: str = "venue"
     mode: VenueMode = VenueMode.SIMULATED
     link_sink: Callable[[str, bool, str], None] | None = None  # set by the engine: (link, up, why)
+    fault_sink: Callable[[str, Exception, str], None] | None = None  # set by the engine: (what, error, link)
 
     def report_link(self, link: str, up: bool, message: str = "") -> None:
         """A stream went down (fell back to polling) or came back; the engine journals and shows it."""
         if self.link_sink is not None:
             self.link_sink(link, up, message)
+
+    def report_fault(self, link: str, what: str, error: VenueError) -> None:
+        """A fault the venue absorbed itself (a submit found by its client id, a cancel read back): the
+        caller never sees it, so the engine is told here and journals and alerts it like any venue error.
+        A fault the venue raises is the caller's to report, not this."""
+        if self.fault_sink is not None:
+            self.fault_sink(what, error, link)
+
+    @contextlib.contextmanager
+    def absorbing(self, link: str, what: str) -> Iterator[list[VenueError]]:
+        """Collects the faults a call gets past (by a retry, a look-up, a read-back) and reports them
+        when it ends; the error it raises in the end, if any, is left to its caller to report."""
+        faults: list[VenueError] = []
+        try:
+            yield faults
+        except BaseException as exc:
+            faults = [f for f in faults if f is not exc]
+            raise
+        finally:
+            for fault in faults:
+                self.report_fault(link, what, fault)
 
     @abc.abstractmethod
     async def connect(self) -> None: ...

@@ -11,7 +11,7 @@ APCA-API-SECRET-KEY headers and on the stream's authenticate message.
 
 Symbols are Alpaca's own: "AAPL" (USD) and "BTC/USD"; positions name crypto
 without the slash, as Alpaca does. A MatchingEngine fills the orders; prices
-move only when a test calls `push_tick()`. Faults: `faults` (tests/fakes/faults.py),
+move only when a test calls `push_tick()`. Faults: `fail_next()` / `faults` (tests/fakes/faults.py),
 `drop_websockets()`, `refuse_websockets(n)`, `send_garbage()`.
 
 Like a real account: `holdings` held before the engine (shares, coins) next to a
@@ -36,7 +36,7 @@ from aiohttp import WSMsgType, web
 
 from engine.core.model import Instrument, MarketTick, Order, OrderStatus, OrderType, OrderUpdate, Side
 from engine.venues.matching import MatchingEngine
-from tests.fakes.faults import FaultPlan
+from tests.fakes.faults import Fault, FaultKind, FaultPlan
 
 _NS = uuid.UUID("6f1c1d3e-9a53-4a44-8d8c-3c0d6c7e2a10")
 _STATUS = {OrderStatus.OPEN: "new", OrderStatus.PARTIALLY_FILLED: "partially_filled",
@@ -171,6 +171,10 @@ class FakeAlpaca:
             with contextlib.suppress(Exception):
                 await ws.close()
         self._ws.clear()
+
+    def fail_next(self, path: str, kind: FaultKind | str, n: int = 1, method: str = "*", **kw: Any) -> None:
+        """Fault the next n requests of e.g. "/v2/orders" (see Fault for delay_s, retry_after_s, status)."""
+        self.faults.add(path, Fault(FaultKind(kind), **kw), n, method)
 
     def refuse_websockets(self, n: int) -> None:
         self._refuse_ws = n
