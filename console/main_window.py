@@ -1,9 +1,10 @@
 """The main window: top bar and big buttons fixed, everything else in movable docks.
 
-The docks live in an inner QMainWindow used as a plain widget, so no layout the
-operator makes (or restores) can cover the trading state or EMERGENCY STOP.
-Operator commands are called inside the click handlers themselves: the engine
-is HALTED before the handler returns.
+The docks live in an inner QMainWindow used as a plain widget (`console.dock_area`),
+so no layout the operator makes (or restores) can cover the trading state or EMERGENCY STOP.
+The window wires the panels, the menus and the bridge's deliveries. Operator commands
+are called inside the click handlers themselves: the engine is HALTED before the
+handler returns.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
-    QDockWidget,
     QHBoxLayout,
     QMainWindow,
     QMessageBox,
@@ -26,10 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.dock_area import DockArea
 from console.menus import build_file_and_help_menus
 from console.operator_actions import OperatorActions
 from console.performance_dock import PerformanceDock
-from console.screen_fit import DockAutoSizer, fit_to_screen, scrolling
+from console.screen_fit import DockAutoSizer, fit_to_screen
 from engine.activation.stages import STAGE_LABELS
 from engine.core.model import Fill, MarketTick, Order, Position, RuleValue
 from widgets import format as fmt
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EMERGENCY_SHORTCUTS = ("Ctrl+Shift+X", "F12")
-LAYOUT_VERSION = 1
 
 
 class MainWindow(QMainWindow):
@@ -109,46 +109,26 @@ class MainWindow(QMainWindow):
         self.approvals: Any = None  # console.approvals_ui.ApprovalsController, set by console.app
         self.wizard: Any = None  # console.wizard.WizardLauncher, set by console.app
 
-        self.dock_host = QMainWindow()
-        self.dock_host.setWindowFlags(Qt.WindowType.Widget)
-        self.dock_host.setDockOptions(
-            QMainWindow.DockOption.AllowTabbedDocks
-            | QMainWindow.DockOption.AllowNestedDocks
-            | QMainWindow.DockOption.AnimatedDocks
+        self.dock_host = DockArea(
+            (
+                ("positions", "Positions", self.positions),
+                ("gauges", "Risk", self.gauges),
+                ("equity", "Equity and daily P&&L", self.equity_chart),
+                ("price", "Price", self.price_chart),
+                ("alerts", "Alerts", self.alerts),
+                ("orders", "Open orders", self.orders),
+                ("fills", "Fills", self.fills),
+                ("approvals", "Approvals", self.approvals_panel),
+                ("performance", "Performance", self.performance.view),
+            ),
+            scrolled=frozenset({"gauges"}),
         )
-        placeholder = QWidget()  # QMainWindow needs a central widget; the docks own the space
-        placeholder.setMaximumSize(0, 0)
-        self.dock_host.setCentralWidget(placeholder)
-        self.docks: dict[str, QDockWidget] = {}
-        for key, title, widget in (
-            ("positions", "Positions", self.positions),
-            ("gauges", "Risk", self.gauges),
-            ("equity", "Equity and daily P&&L", self.equity_chart),
-            ("price", "Price", self.price_chart),
-            ("alerts", "Alerts", self.alerts),
-            ("orders", "Open orders", self.orders),
-            ("fills", "Fills", self.fills),
-            ("approvals", "Approvals", self.approvals_panel),
-            ("performance", "Performance", self.performance.view),
-        ):
-            dock = QDockWidget(title, self.dock_host)
-            dock.setObjectName(f"dock_{key}")
-            # an explicit minimum overrides the layouts' wide hints, so the window fits a laptop screen
-            widget.setMinimumSize(160, 80)
-            dock.setWidget(scrolling(widget) if key == "gauges" else widget)
-            dock.setFeatures(
-                QDockWidget.DockWidgetFeature.DockWidgetMovable
-                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                | QDockWidget.DockWidgetFeature.DockWidgetClosable
-            )
-            self.docks[key] = dock
-        self._default_layout()
-        self._default_state = self.dock_host.saveState(LAYOUT_VERSION)
+        self.docks = self.dock_host.docks
 
         # The command strip (state, equity, P&L and the big buttons) is fixed above the docks and is
-        # never a dock: no layout the operator makes or restores can hide, cover or squeeze it. The docks
-        # get an explicit small minimum, so however many sit side by side the window never grows past
-        # the screen (which is what pushed EMERGENCY STOP off the right edge before).
+        # never a dock: no layout the operator makes or restores can hide, cover or squeeze it. The docks'
+        # small minimum (console.dock_area) keeps the window inside the screen (which is what pushed
+        # EMERGENCY STOP off the right edge before).
         self.command_strip = QWidget()
         self.command_strip.setObjectName("commandStrip")
         strip = QHBoxLayout(self.command_strip)
@@ -181,57 +161,26 @@ class MainWindow(QMainWindow):
         self._shown_once = False
         self._restored = self.restore_layout()
         fit_to_screen(self, restored=self._restored)
-        self.dock_sizer = DockAutoSizer(self, list(self.docks.values()), self._size_docks, enabled=not self._restored)
-
-    # ---- layout --------------------------------------------------------------------------------
-    def _default_layout(self) -> None:
-        # left: what I hold, how it goes, what happened; right, full height: how close to the limits
-        d, host, area = self.docks, self.dock_host, Qt.DockWidgetArea
-        for dock in d.values():
-            dock.setFloating(False)
-        host.addDockWidget(area.LeftDockWidgetArea, d["positions"])
-        host.splitDockWidget(d["positions"], d["equity"], Qt.Orientation.Vertical)
-        host.splitDockWidget(d["equity"], d["alerts"], Qt.Orientation.Vertical)
-        host.splitDockWidget(d["equity"], d["price"], Qt.Orientation.Horizontal)  # charts side by side
-        host.tabifyDockWidget(d["alerts"], d["orders"])
-        host.tabifyDockWidget(d["orders"], d["fills"])
-        host.tabifyDockWidget(d["fills"], d["approvals"])
-        host.tabifyDockWidget(d["approvals"], d["performance"])
-        host.addDockWidget(area.RightDockWidgetArea, d["gauges"])
-        for dock in d.values():
-            dock.setVisible(True)
-        d["alerts"].raise_()
-        self._size_docks()
-
-    def _size_docks(self) -> None:
-        # sizes only stick once the host has its real size, so this runs again after the first show
-        d, host = self.docks, self.dock_host
-        w, h = max(host.width(), 600), max(host.height(), 300)
-        gauges = 2 * 176 + 24 if w >= 1500 else 236  # two gauge columns where there is room
-        left = w - gauges
-        host.resizeDocks([d["positions"], d["gauges"]], [left, gauges], Qt.Orientation.Horizontal)
-        host.resizeDocks([d["equity"], d["price"]], [left // 2, left // 2], Qt.Orientation.Horizontal)
-        host.resizeDocks(
-            [d["positions"], d["equity"], d["alerts"]], [int(h * 0.27), int(h * 0.43), int(h * 0.30)],
-            Qt.Orientation.Vertical,
+        self.dock_sizer = DockAutoSizer(
+            self, list(self.docks.values()), self.dock_host.size_docks, enabled=not self._restored
         )
 
+    # ---- layout --------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
             if not self._restored:
-                QTimer.singleShot(0, self._size_docks)
+                QTimer.singleShot(0, self.dock_host.size_docks)
 
     def reset_layout(self) -> None:
-        self.dock_host.restoreState(self._default_state, LAYOUT_VERSION)
-        self._default_layout()
+        self.dock_host.reset()
         self.gauges.setVisible(True)
         self.dock_sizer.reset()
 
     def save_layout(self) -> None:
         s = self.store
-        s.setValue("layout/docks", self.dock_host.saveState(LAYOUT_VERSION))
+        s.setValue("layout/docks", self.dock_host.layout_state())
         s.setValue("layout/geometry", self.saveGeometry())
         for key, table in (("positions", self.positions), ("orders", self.orders), ("fills", self.fills)):
             s.setValue(f"layout/header_{key}", QByteArray(table.header_state()))
@@ -247,8 +196,7 @@ class MainWindow(QMainWindow):
             header = s.value(f"layout/header_{key}")
             if isinstance(header, QByteArray):
                 table.restore_header_state(bytes(header.data()))
-        state = s.value("layout/docks")
-        return isinstance(state, QByteArray) and self.dock_host.restoreState(state, LAYOUT_VERSION)
+        return self.dock_host.restore_layout_state(s.value("layout/docks"))
 
     # ---- menus ---------------------------------------------------------------------------------
     def _build_menus(self) -> None:
