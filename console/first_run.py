@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QCheckBox, QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from console.wizard_pages import DISCLOSURE
+from console.wizard_common import DISCLOSURE
 from engine.core.config import Settings
 
 if TYPE_CHECKING:

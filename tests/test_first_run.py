@@ -25,7 +25,8 @@ from console.app import build_window
 from console.first_run import ACCEPTED, CHOICE_KEY, DEMO, QUIT, FirstRunDialog, first_run_gate
 from console.main_window import MainWindow
 from console.unlock import MasterPasswordDialog, ask_master_password, needs_unlock
-from console.wizard import DISMISSED_KEY, ActivationWizard, Page
+from console.wizard import DISMISSED_KEY, ActivationWizard
+from console.wizard_common import Page
 from engine.app.factory import RunOptions, build_engine
 from engine.app.kernel import Engine
 from engine.core.config import Settings, load_settings

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import QApplication, QWizard
 
 from console.app import build_window
 from console.main_window import MainWindow
-from console.wizard import DONE_KEY, ActivationWizard, Page
-from console.wizard_pages import CONFIRM_PHRASE
+from console.wizard import DONE_KEY, ActivationWizard
+from console.wizard_common import CONFIRM_PHRASE, Page
 from engine.app.factory import RunOptions, build_engine
 from engine.app.kernel import Engine
 from engine.core.config import Settings, StageCriteria, load_settings

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from console.wizard import Page
+from console.wizard_common import Page
 from engine.core.model import TradingState
 from tests.test_wizard import FINISH, Runner, console, evidence, pick, run, until  # noqa: F401  (run: fixture)
 
