@@ -206,6 +206,32 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+def order_request(order: Order) -> tuple[str, float | None, dict[str, Any]]:
+    """ccxt's (type, price, params) for one of our orders; Binance's own type names for stops."""
+    params: dict[str, Any] = {"clientOrderId": order.client_id}
+    if order.order_type is OrderType.LIMIT:
+        return "limit", float(order.price), params  # type: ignore[arg-type]
+    if order.order_type is OrderType.STOP_MARKET:
+        params["stopLossPrice"] = float(order.stop_price)  # type: ignore[arg-type]
+        return "market", None, params  # ccxt sends STOP_LOSS
+    if order.order_type is OrderType.STOP_LIMIT:
+        params["stopLossPrice"] = float(order.stop_price)  # type: ignore[arg-type]
+        params["timeInForce"] = "GTC"
+        return "limit", float(order.price), params  # type: ignore[arg-type]  # ccxt sends STOP_LOSS_LIMIT
+    return "market", None, params
+
+
+def retry_after(headers: Mapping[str, Any]) -> float | None:
+    """The seconds a 429's Retry-After header asks for, when it says."""
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
 def map_error(exc: BaseException, secrets: tuple[str, ...], retry_after_s: float | None = None) -> VenueError:
     """ccxt's error family onto ours; messages are scrubbed of the credentials."""
     import ccxt

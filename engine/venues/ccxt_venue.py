@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from engine.core.clock import Clock
-from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderType, OrderUpdate, VenueMode
+from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderStatus, OrderUpdate, VenueMode
 from engine.venues import ccxt_convert as cv
 from engine.venues.ack_watch import AckWatch
 from engine.venues.base import (
@@ -93,6 +93,7 @@ class CcxtVenue(Venue):
         self._capabilities: dict[str, InstrumentCapabilities] = {}
         self.acks = AckWatch(stream_grace_s)  # REST-acknowledged orders the user stream still owes
         self._quiet_until = 0.0  # loop time before which a 429's Retry-After forbids any request
+        self._ping_ms: float | None = None
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -129,15 +130,8 @@ class CcxtVenue(Venue):
         return cv.scrub(text, self._credentials)
 
     def _map(self, exc: BaseException) -> VenueError:
-        retry_after = None
         headers = getattr(self._ex, "last_response_headers", None) or {}
-        for key, value in headers.items():
-            if key.lower() == "retry-after":
-                try:
-                    retry_after = float(value)
-                except ValueError:
-                    retry_after = None
-        return cv.map_error(exc, self._credentials, retry_after)
+        return cv.map_error(exc, self._credentials, cv.retry_after(headers))
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         if self._ex is None:
@@ -259,20 +253,6 @@ class CcxtVenue(Venue):
     def capabilities(self) -> VenueCapabilities:
         return VenueCapabilities(dict(self._capabilities), fills_in_submit_reply=True)
 
-    def _request(self, order: Order) -> tuple[str, float | None, dict[str, Any]]:
-        """ccxt's (type, price, params) for one of our orders; Binance's own type names for stops."""
-        params: dict[str, Any] = {"clientOrderId": order.client_id}
-        if order.order_type is OrderType.LIMIT:
-            return "limit", float(order.price), params  # type: ignore[arg-type]
-        if order.order_type is OrderType.STOP_MARKET:
-            params["stopLossPrice"] = float(order.stop_price)  # type: ignore[arg-type]
-            return "market", None, params  # ccxt sends STOP_LOSS
-        if order.order_type is OrderType.STOP_LIMIT:
-            params["stopLossPrice"] = float(order.stop_price)  # type: ignore[arg-type]
-            params["timeInForce"] = "GTC"
-            return "limit", float(order.price), params  # type: ignore[arg-type]  # ccxt sends STOP_LOSS_LIMIT
-        return "market", None, params
-
     async def place(self, order: Order) -> SubmitResult:
         inst = self._instruments.get(order.symbol)
         if inst is None:
@@ -281,43 +261,47 @@ class CcxtVenue(Venue):
         if refusal is not None:
             raise refusal  # the symbol does not list it: nothing is sent
         self._orders.setdefault(order.client_id, order)
-        kind, price, params = self._request(order)
+        kind, price, params = cv.order_request(order)
         last_error: VenueError | None = None
-        for attempt in range(self.submit_attempts):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                raw = await self._call(
-                    self._ex.create_order, order.symbol, kind, order.side.value, float(order.qty), price, params
-                )
-                if isinstance(raw, dict) and raw.get("id") is not None:
-                    acked = self._remember(raw)
-                    self._expect_stream(acked)
-                    market_id = self._ex.market(order.symbol)["id"]
-                    return SubmitResult(acked, cv.reply_fills(raw, acked, inst, market_id, self.clock.now()))
-                last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
-            except OrderRejected as exc:
-                if "uplicate order" not in str(exc):
+        with self.absorbing("submit", f"submit {order.client_id} ({order.symbol}) unconfirmed") as faults:
+            for attempt in range(self.submit_attempts):
+                if attempt:
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                try:
+                    raw = await self._call(
+                        self._ex.create_order, order.symbol, kind, order.side.value, float(order.qty), price, params
+                    )
+                    if isinstance(raw, dict) and raw.get("id") is not None:
+                        acked = self._remember(raw)
+                        self._expect_stream(acked)
+                        market_id = self._ex.market(order.symbol)["id"]
+                        return SubmitResult(acked, cv.reply_fills(raw, acked, inst, market_id, self.clock.now()))
+                    last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
+                    faults.append(last_error)
+                except OrderRejected as exc:
+                    if "uplicate order" not in str(exc):
+                        raise
+                    last_error = exc  # an earlier attempt did arrive: find it below
+                except RateLimited:
+                    raise  # nothing was placed; the caller waits as told
+                except TransientVenueError as exc:
+                    last_error = exc
+                    faults.append(exc)
+                # The outcome is unknown: ask the venue before sending anything again.
+                log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
+                try:
+                    found = await self._lookup(order)
+                except RateLimited:
                     raise
-                last_error = exc  # an earlier attempt did arrive: find it below
-            except RateLimited:
-                raise  # nothing was placed; the caller waits as told
-            except TransientVenueError as exc:
-                last_error = exc
-            # The outcome is unknown: ask the venue before sending anything again.
-            log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
-            try:
-                found = await self._lookup(order)
-            except RateLimited:
-                raise
-            except TransientVenueError as exc:
-                log.warning("%s: looking up %s failed: %s", self.name, order.client_id, exc)
-                continue  # still unknown: the resend carries the same client id, so it cannot double
-            if found is not None:
-                self._expect_stream(found)
-                return SubmitResult(found)  # its fills come from the stream or the polls
-        assert last_error is not None
-        raise last_error
+                except TransientVenueError as exc:
+                    log.warning("%s: looking up %s failed: %s", self.name, order.client_id, exc)
+                    faults.append(exc)
+                    continue  # still unknown: the resend carries the same client id, so it cannot double
+                if found is not None:
+                    self._expect_stream(found)
+                    return SubmitResult(found)  # its fills come from the stream or the polls
+            assert last_error is not None
+            raise last_error
 
     def _expect_stream(self, order: Order) -> None:
         self.acks.expect(order.client_id)
@@ -328,35 +312,48 @@ class CcxtVenue(Venue):
         params = {"origClientOrderId": order.client_id}
         venue_id = order.venue_order_id or (self._orders.get(order.client_id) or order).venue_order_id
         last_error: VenueError | None = None
-        for attempt in range(self.cancel_attempts):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                raw = await self._call(self._ex.cancel_order, venue_id, order.symbol, params)
-                if isinstance(raw, dict) and raw.get("id") is not None:
-                    return self._remember(raw)
-                last_error = MalformedReply(f"{self.name}: unreadable cancel reply")
-            except OrderNotFound:
-                last_error = None  # already finished (or never placed): report what the venue knows
-            except RateLimited:
-                raise
-            except TransientVenueError as exc:
-                last_error = exc
-            if last_error is not None:
-                log.warning("%s: cancel %s unconfirmed (%s); reading it back", self.name, order.client_id, last_error)
-            try:
-                found = await self._lookup(order)
-            except RateLimited:
-                raise
-            except TransientVenueError as exc:
-                last_error = exc
-                continue
-            if found is None:
-                raise OrderNotFound(f"{self.name} has no order {order.client_id}")
-            if not found.status.is_working:
-                return found
-            venue_id = found.venue_order_id
-        raise last_error or TransientVenueError(f"{self.name}: cancel of {order.client_id} unconfirmed")
+        unknown = False  # a cancel answered "unknown order"
+        with self.absorbing("cancel", f"cancel {order.client_id} ({order.symbol}) unconfirmed") as faults:
+            for attempt in range(self.cancel_attempts):
+                if attempt:
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                try:
+                    raw = await self._call(self._ex.cancel_order, venue_id, order.symbol, params)
+                    if isinstance(raw, dict) and raw.get("id") is not None:
+                        return self._remember(raw)
+                    last_error = MalformedReply(f"{self.name}: unreadable cancel reply")
+                    faults.append(last_error)
+                except OrderNotFound:
+                    last_error = None  # already finished (or never placed): report what the venue knows
+                    unknown = True
+                except RateLimited:
+                    raise
+                except TransientVenueError as exc:
+                    last_error = exc
+                    faults.append(exc)
+                if last_error is not None:
+                    log.warning("%s: cancel %s unconfirmed (%s); reading it back", self.name, order.client_id,
+                                last_error)  # fmt: skip
+                try:
+                    found = await self._lookup(order)
+                except RateLimited:
+                    raise
+                except TransientVenueError as exc:
+                    last_error = exc
+                    faults.append(exc)
+                    continue
+                if found is None:
+                    raise OrderNotFound(f"{self.name} has no order {order.client_id}")
+                if not found.status.is_working:
+                    if unknown and not faults and found.status is OrderStatus.CANCELED:
+                        # aiohttp resends a DELETE whose answer was lost: the resend meets "unknown order"
+                        # (after a fault of our own seen first, that fault is the explanation)
+                        faults.append(OrderNotFound(f"{self.name}: the cancel was answered 'unknown order', yet "
+                                                    "the order is cancelled: its first answer was lost, or it "
+                                                    "was cancelled elsewhere"))  # fmt: skip
+                    return found
+                venue_id = found.venue_order_id
+            raise last_error or TransientVenueError(f"{self.name}: cancel of {order.client_id} unconfirmed")
 
     async def lookup(self, order: Order) -> Order | None:
         return await self._lookup(order)
@@ -408,7 +405,10 @@ class CcxtVenue(Venue):
         return cid
 
     async def ping_ms(self) -> float | None:
-        return await round_trip_ms(self._call(self._ex.fetch_time))
+        if self._quiet_until > asyncio.get_running_loop().time():
+            return self._ping_ms  # a 429 just came back, so the link is up; a ping now would be refused unsent
+        self._ping_ms = await round_trip_ms(self._call(self._ex.fetch_time))
+        return self._ping_ms
 
     # -- streams ---------------------------------------------------------------------------------
 
