@@ -14,7 +14,7 @@ from engine.core.paths import AppPaths
 from engine.persistence.audit import GENESIS_HASH, audit_hash
 from engine.persistence.journal import Journal
 from engine.persistence.journal_identity import open_journal, verify_journal
-from tests.test_journal import at
+from tests.journal_rig import at
 from tests.test_secrets import MemoryKeyring, memory_keyring  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("memory_keyring")  # never the operator's keyring

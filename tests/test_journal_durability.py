@@ -23,7 +23,7 @@ import pytest
 
 from engine.persistence.errors import JournalDiskFullError, JournalWriteError
 from engine.persistence.journal import Journal
-from tests.test_journal import at, make_fill
+from tests.journal_rig import at, make_fill
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:

@@ -22,7 +22,7 @@ from engine.persistence.errors import (
 )
 from engine.persistence.journal import Journal
 from engine.persistence.journal_identity import open_journal, read_sidecar, start_new_journal, verify_journal
-from tests.test_journal import at, make_fill
+from tests.journal_rig import at, make_fill
 from tests.test_secrets import memory_keyring  # noqa: F401  (the fixture, used through pytestmark)
 
 pytestmark = pytest.mark.usefixtures("memory_keyring")  # never the operator's keyring
