@@ -168,3 +168,27 @@ def test_simulated_market_takes_the_journaled_book_after_a_restart(tmp_path: Pat
 
     run(first())
     run(second())
+
+
+def test_nothing_the_engine_started_outlives_its_shutdown(tmp_path: Path) -> None:
+    """A reconciliation spawned by a refused exit used to run on after shutdown and write to the closed
+    journal ('Task exception was never retrieved')."""
+
+    async def main() -> None:
+        engine = await started(make_engine(tmp_path))
+        ended: list[str] = []
+
+        async def spawned_work() -> None:
+            try:
+                await asyncio.Event().wait()  # still busy when the engine shuts down
+            except asyncio.CancelledError:
+                ended.append("cancelled")
+                raise
+            engine.journal.record_incident(engine.clock.now(), "simulated", "late", "written after shutdown")
+
+        engine.spawn(spawned_work())
+        await asyncio.sleep(0)  # it started
+        await stop(engine)
+        assert ended == ["cancelled"]  # ended by the shutdown, before the journal closed
+
+    asyncio.run(main())

@@ -225,9 +225,10 @@ class Engine:
                 await self.buttons.run_close_all("shutdown", self.operator)
         finally:
             self.stopped.set()
-            for t in self._tasks:
+            running = [*self._tasks, *self._background]  # a spawned reconciliation would outlive the journal
+            for t in running:
                 t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
             self._tasks = []
             await self.notifier.aclose()  # queued alerts get a short grace to go out
             self.journal.set_state("trading_state", self.risk.state.value)
