@@ -52,11 +52,18 @@ class Booking:
         if order.status.is_terminal and (res.changed or res.new_fills):
             if order.role == "entry" and order.filled_qty > 0 and self.e.book.all_fills_booked(order.client_id):
                 self.e.protection.on_entry_done(order)  # only once every fill of the entry is booked
+            elif order.role == "entry" and order.filled_qty == 0:
+                self.e.protection.forget(order.client_id)  # never filled: its levels guard nothing
             elif order.role == "exit" and order.filled_qty < order.qty and res.changed:
                 if order.status is OrderStatus.REJECTED:
                     self.e.protection.exit_refused(order.symbol)
                 else:
                     self.e.protection.rearm(order.symbol)
+            elif order.role == "exit" and self.e.portfolio.qty(order.symbol) and self.e.book.all_fills_booked(
+                order.client_id
+            ):
+                # a partial exit (an operator's "sell some") filled: the rest of the position keeps its stop
+                self.e.protection.rearm(order.symbol)
         return order
 
     def _book_fill(self, fill: Fill, order: Order) -> None:

@@ -13,6 +13,7 @@ from engine.core.events import ConnectionEvent
 from engine.core.model import AlertLevel, TradingState
 from engine.oms.order_book import OrderBook, new_instance_tag
 from engine.oms.portfolio import Portfolio
+from engine.oms.protection import PLANNED
 from engine.oms.reconcile import Reconciler
 from engine.venues.base import AuthenticationFailed, VenueError
 
@@ -97,8 +98,10 @@ class Startup:
             adopt(self.e.portfolio.cash, holdings, self.e.book.working())
         await self.e.account.load_baseline()  # holdings from before the engine: never a mismatch, never sold
         self.e.reconciler = Reconciler.for_engine(self.e)  # the venue is the truth: repair, or HALT
-        await self.e.reconciler.on_start()
+        report = await self.e.reconciler.on_start()
         await self.e.account.sync_cash(fresh=self.e._fresh_journal)  # cash from the venue, not the config
+        if report is None or report.ok:
+            self.e.protection.resume()  # legs match the positions as reconciled (a crash may have left one off)
         if self.e._strategy_factory is not None:
             self.e.strategy = self.e._strategy_factory(self.e, self.e.symbols)
             await self._warm_up()
@@ -134,9 +137,13 @@ class Startup:
             value = j.get_state(f"protection:{symbol}")
             if value:
                 protections[symbol] = value
+        orders = j.orders()
+        saved = j.get_state(PLANNED) or {}  # entries still working: their stop applies when they fill, now or later
+        planned = {o.client_id: saved[o.client_id] for o in orders
+                   if o.role == "entry" and o.status.is_working and o.client_id in saved}  # fmt: skip
         return {
             "tag": str(tag), "run": run, "starting_cash": j.get_state("starting_cash"),
-            "orders": j.orders(), "fills": fills, "protections": protections,
+            "orders": orders, "fills": fills, "protections": protections, "planned": planned,
             "dust_below": j.get_state("dust_below") or {},
         }  # fmt: skip
 
@@ -160,6 +167,8 @@ class Startup:
             prot = data["protections"].get(p.symbol)
             if prot:
                 self.e.protection.restore(p.symbol, prot)
+        for cid, levels in data["planned"].items():
+            self.e.protection.restore_planned(tags[cid], levels)
 
     async def _verify_audit_chain(self) -> None:
         """A broken audit chain means someone rewrote the record: start HALTED and say where."""

@@ -45,6 +45,8 @@ UNPROTECTED_REPEAT_S = 30.0  # how often an unresolved UNPROTECTED alert is rais
 DEFAULT_COLLAR = Decimal("0.005")  # stop-limit: the limit sits 0.5% beyond the trigger
 MAX_LEG_REFUSALS = 2  # a leg refused this often (not for its type) falls back to the engine watch
 LEG_RETRY_S = 0.5
+PLANNED = "planned_entries"  # journal state: working entries' levels, so a fill after a restart is protected
+LEVELS = ("stop_loss", "take_profit", "max_hold_s")
 
 
 class Orders(Protocol):
@@ -130,17 +132,53 @@ class Protection:
     # --- planning ------------------------------------------------------------------------------
     def plan(self, entry_client_id: str, intent: OrderIntent) -> None:
         self._planned[entry_client_id] = intent
+        self._save_planned()
+
+    def forget(self, entry_client_id: str) -> None:
+        """The entry is done: its levels are now the position's plan, or it never filled."""
+        if self._planned.pop(entry_client_id, None) is not None:
+            self._save_planned()
+
+    def _save_planned(self) -> None:
+        self.store.set_state(PLANNED, {cid: {k: str(v) for k in LEVELS if (v := getattr(i, k)) is not None}
+                                       for cid, i in self._planned.items()})  # fmt: skip
+
+    def restore_planned(self, entry: Order, levels: dict[str, str]) -> None:
+        """An entry still working when the last run ended (a resting limit): when it fills, its stop applies."""
+        kw: dict[str, Any] = {k: (float if k == "max_hold_s" else Decimal)(v) for k, v in levels.items() if k in LEVELS}
+        self._planned[entry.client_id] = OrderIntent(entry.symbol, entry.side, entry.qty, **kw)
 
     def restore(self, symbol: str, data: dict[str, Any]) -> None:
         known = {k: v for k, v in data.items() if k in _Plan.__slots__ and k != "quiet_until"}  # type: ignore[attr-defined]
         self._plans[symbol] = _Plan(**known)
         self._push(symbol)
 
+    def resume(self) -> None:
+        """After a restart and its reconciliation, each restored plan guards the position as it now is: the
+        last run may have ended between pulling a leg and putting it back, or the position changed while
+        it was down. An exit no order carries is over; the leg is adopted, resized or placed."""
+        holdings, book = self.links.holdings(), self.links.book()
+        for symbol, plan in list(self._plans.items()):
+            pos = holdings.position(symbol)
+            if pos is None or not pos.qty:
+                self._drop(symbol)
+                continue
+            plan.exiting = plan.exiting and any(o.role in ("exit", "flatten") for o in book.working(symbol))
+            legs = self._stop_legs(symbol)
+            if (plan.stop_order is None or book.working_order(plan.stop_order) is None) and len(legs) == 1 and (
+                legs[0].qty == abs(pos.qty) and plan.stop is not None and legs[0].stop_price == Decimal(plan.stop)
+            ):
+                plan.stop_order = legs[0].client_id  # the leg the last run placed as it ended: it guards as planned
+            if not plan.watched:
+                self._sync(symbol)
+            self._push(symbol)
+
     def plan_for(self, symbol: str) -> _Plan | None:
         return self._plans.get(symbol)
 
     def on_entry_done(self, entry: Order) -> None:
-        intent = self._planned.pop(entry.client_id, None)
+        intent = self._planned.get(entry.client_id)
+        self.forget(entry.client_id)
         pos = self.links.holdings().position(entry.symbol)
         if intent is None or pos is None:
             return
@@ -303,8 +341,11 @@ class Protection:
             self._sync(symbol)
 
     def on_position_flat_or_new(self, symbol: str, pos: Position) -> None:
-        if pos.qty != 0:
-            return
+        if pos.qty == 0:
+            self._drop(symbol)
+
+    def _drop(self, symbol: str) -> None:
+        """Flat: the plan ends and its leg is cancelled."""
         plan = self._plans.pop(symbol, None)
         self._unprotected_since.pop(symbol, None)
         self.links.holdings().set_protection(symbol, None, None, ProtectionStatus.NONE.value, None)
