@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from engine.core.clock import SystemClock
-from engine.core.model import OrderStatus, TradingState
+from engine.core.model import OrderStatus, OrderType, TradingState
+from engine.oms.execution import UNSUPPORTED_TYPE
 from engine.venues.alpaca_venue import AlpacaVenue, fill_id
 from engine.venues.ccxt_venue import CcxtEndpoints, CcxtVenue
 from tests.fakes import binance_wire as wire
@@ -48,12 +49,14 @@ class Sizes:
     limit_b: D  # a limit buy filled while the engine is down
     limit_a: D  # one resting far below until close-all
     leg_tries: int  # requests until a stop leg rests (a venue refusing stop-market sees the stop-limit second)
+    legs: dict[str, OrderType]  # per symbol, the stop type that rests: stop-limit where stop-market is not taken
 
 
 BINANCE = Sizes("BTC/USDT", "ETH/USDT", b_qty=D("0.03"), add=D("0.001"), add_b=D("0.01"), part=D("0.002"),
-                part_b=D("0.02"), limit_b=D("0.02"), limit_a=D("0.001"), leg_tries=1)  # fmt: skip
+                part_b=D("0.02"), limit_b=D("0.02"), limit_a=D("0.001"), leg_tries=1,
+                legs={"BTC/USDT": OrderType.STOP_MARKET, "ETH/USDT": OrderType.STOP_LIMIT})  # fmt: skip
 ALPACA = Sizes("AAPL", "MSFT", b_qty=D(1), add=D(1), add_b=D(1), part=D(1), part_b=D(1), limit_b=D(1), limit_a=D(1),
-               leg_tries=2)  # fmt: skip
+               leg_tries=2, legs={"AAPL": OrderType.STOP_LIMIT, "MSFT": OrderType.STOP_LIMIT})  # fmt: skip
 
 
 @asynccontextmanager
@@ -78,7 +81,7 @@ async def binance_day(home: Path) -> AsyncIterator[tuple[Day, FakeBinance]]:
             trades=fake.matching.fills_since,
             placed=lambda cid: fake.placed[cid] > 0, open_orders=fake.matching.open_orders,
             hold_orders=lambda n, s: fake.faults.add("/api/v3/order", Fault(FaultKind.DELAY, delay_s=s), n, "POST"),
-            held=lambda: len(fake.faults.injected),
+            held=lambda: len(fake.faults.injected), while_down=lambda: fake.matching.deposit("DOGE", D(500)),
         )  # fmt: skip
         day = Day(side, home)
         day.start()
@@ -143,6 +146,7 @@ async def trading_day(day: Day, z: Sizes) -> None:
     await day.settle(e, "session 1")
     await day.stop(e)
     side.touch(b, limit_b.price)  # type: ignore[arg-type]  # while down the price comes to the limit
+    side.while_down()  # and, on Binance, a coin the engine does not trade arrives
     assert limit_b.client_id not in {o.client_id for o in side.open_orders()}
 
     # --- session 2: the fill from while down, protected at its planned stop; a limit far below; a crash as
@@ -190,6 +194,11 @@ async def trading_day(day: Day, z: Sizes) -> None:
     assert e.reconciler is not None and e.reconciler.last_report is not None
     assert e.reconciler.last_report.mismatches == () and e.reconciler.last_report.adopted_orders == ()
     never_sold_what_it_held_before(side)
+    legs = [o for o in e.journal.orders() if o.role == "stop_loss"]
+    for symbol, kind in z.legs.items():  # the chain stepped down to what the venue takes, and only for that
+        assert {o.order_type for o in legs if o.symbol == symbol and o.status is not OrderStatus.REJECTED} == {kind}
+    refused = [o for o in legs if o.status is OrderStatus.REJECTED]
+    assert all(o.reason.startswith(UNSUPPORTED_TYPE) for o in refused) and bool(refused) == (z.leg_tries > 1)
     await day.stop(e)
     assert day.sessions == 5
 
@@ -202,7 +211,9 @@ def test_binance_day_with_restarts_agrees_to_the_unit(tmp_path: Path) -> None:
     async def main() -> None:
         async with binance_day(tmp_path) as (day, fake):
             await trading_day(day, BINANCE)
-            assert fake.matching.balances()["ETH"].total >= D(10) and fake.matching.balances()["BNB"].total == D("0.5")
+            balances = fake.matching.balances()  # the coins from before and the one deposited: all still there
+            assert balances["ETH"].total >= D(10) and balances["BNB"].total == D("0.5")
+            assert balances["DOGE"].total == D(500)
 
     run(main, timeout=60)
 

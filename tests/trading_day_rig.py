@@ -52,6 +52,7 @@ class VenueSide:
     open_orders: Callable[[], list[Order]]  # the venue's open orders
     hold_orders: Callable[[int, float], None]  # the next n order requests arrive whole and wait this long
     held: Callable[[], int]  # order requests held so far
+    while_down: Callable[[], None] = lambda: None  # something else that happens to the account meanwhile
 
 
 @dataclass
