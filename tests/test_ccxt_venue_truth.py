@@ -32,7 +32,7 @@ KEY, SECRET = "k3y-for-the-fake", "s3cret-for-the-fake"
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 ORDER_PATH = "/api/v3/order"
 FAST = {"timeout_s": 0.4, "ws_timeout_s": 0.4, "poll_interval_s": 0.05, "backoff_s": 0.01, "ws_retry_s": 5.0,
-        "stream_grace_s": 0.3}  # fmt: skip
+        "stream_grace_s": 0.3, "recv_window_s": 1.0}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,7 @@ from engine.venues.base import (
     unsupported,
 )
 from engine.venues.ccxt_setup import CcxtEndpoints, make_exchange, reset_websocket
+from engine.venues.unconfirmed import settle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +67,7 @@ class CcxtVenue(Venue):
         stream_grace_s: float = 1.0,
         cancel_attempts: int = 3,
         market_silence_s: float = 30.0,
+        recv_window_s: float = 10.0,
     ) -> None:
         """timeout_s bounds every REST call; ws_timeout_s (default timeout_s) every websocket connect,
         authentication and subscription (with the first market message); a subscribed market stream
@@ -82,9 +84,12 @@ class CcxtVenue(Venue):
         self.ws_timeout_s = ws_timeout_s if ws_timeout_s is not None else timeout_s
         self.stream_grace_s, self.cancel_attempts = stream_grace_s, max(1, cancel_attempts)
         self.market_silence_s = market_silence_s  # a subscribed market stream quiet this long has failed
+        self.recv_window_s = recv_window_s  # Binance refuses a signed request older than this when it arrives
         self.stream_mode = {"market": "websocket", "orders": "websocket"}  # or "polling", for the health view
         self._credentials = (api_key, secret)
         self._extra_options = dict(options or {})
+        if "recvWindow" in self._extra_options:  # set in the venue's options: the window the venue applies
+            self.recv_window_s = float(self._extra_options["recvWindow"]) / 1000
         self._ex: Any = None
         self._instruments: dict[str, Instrument] = {}
         self._orders: dict[str, Order] = {}  # client id -> latest state, for orders we placed or saw
@@ -113,8 +118,9 @@ class CcxtVenue(Venue):
             await self._call(self._ex.fetch_balance)  # wrong keys fail here, before any order
 
     def _make_exchange(self) -> Any:
+        options = {"recvWindow": int(self.recv_window_s * 1000), **self._extra_options}
         return make_exchange(self.exchange_id, self._credentials, self.mode, self.endpoints, self.timeout_s,
-                             self._extra_options)  # fmt: skip
+                             options)  # fmt: skip
 
     async def close(self) -> None:
         self._closed = True
@@ -263,10 +269,12 @@ class CcxtVenue(Venue):
         self._orders.setdefault(order.client_id, order)
         kind, price, params = cv.order_request(order)
         last_error: VenueError | None = None
+        loop = asyncio.get_running_loop()
         with self.absorbing("submit", f"submit {order.client_id} ({order.symbol}) unconfirmed") as faults:
             for attempt in range(self.submit_attempts):
                 if attempt:
                     await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                sent_at = loop.time()
                 try:
                     raw = await self._call(
                         self._ex.create_order, order.symbol, kind, order.side.value, float(order.qty), price, params
@@ -287,19 +295,15 @@ class CcxtVenue(Venue):
                 except TransientVenueError as exc:
                     last_error = exc
                     faults.append(exc)
-                # The outcome is unknown: ask the venue before sending anything again.
+                # The outcome is unknown: ask the venue, and send again only once the request is dead.
                 log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
-                try:
-                    found = await self._lookup(order)
-                except RateLimited:
-                    raise
-                except TransientVenueError as exc:
-                    log.warning("%s: looking up %s failed: %s", self.name, order.client_id, exc)
-                    faults.append(exc)
-                    continue  # still unknown: the resend carries the same client id, so it cannot double
-                if found is not None:
-                    self._expect_stream(found)
-                    return SubmitResult(found)  # its fills come from the stream or the polls
+                settled = await settle(lambda: self._lookup(order), sent_at, self.recv_window_s,
+                                       max(self.poll_interval_s, 0.05), faults)  # fmt: skip
+                if settled.order is not None:
+                    self._expect_stream(settled.order)
+                    return SubmitResult(settled.order)  # its fills come from the stream or the polls
+                if not settled.known:
+                    break  # it may have traded: never send it again blind (the stream or reconciliation tells)
             assert last_error is not None
             raise last_error
 

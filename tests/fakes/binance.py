@@ -251,7 +251,12 @@ class FakeBinance(BinanceStreams):
         cid = p.get("newClientOrderId") or f"fake-{next(self._ids)}"
         self.submit_attempts[cid] += 1
         if cid in self._order_ids:
-            raise BinanceError(wire.ERR_DUPLICATE)
+            # Binance: "Orders with the same newClientOrderID can be accepted only when the previous one is
+            # filled, otherwise the order will be rejected." A resent market order that filled trades twice.
+            previous = self.matching.order(cid)
+            if previous is None or previous.status is not OrderStatus.FILLED:
+                raise BinanceError(wire.ERR_DUPLICATE)
+            self.matching._orders.pop(cid, None)
         wire_type = p.get("type", "").upper()
         kind = wire.WIRE_TO_TYPE.get(wire_type)
         if kind is None or "quantity" not in p or "side" not in p:
