@@ -223,6 +223,21 @@ def test_alpaca_refusing_stop_orders_gets_stop_limit_legs_that_survive_an_emerge
                     e.submit_intent(OrderIntent(s, Side.BUY, D(3), stop_loss=stop_at))
                 await wait_for(lambda: all(_stop_legs(e, s) for s in symbols), timeout=20, what="resting stop legs")
                 assert all(leg.order_type is OrderType.STOP_LIMIT for s in symbols for leg in _stop_legs(e, s))  # type: ignore[attr-defined]
+                # the chain stepping down is its own warning, not a refusal: no order_rejected alert, nothing
+                # counted toward the reject breaker
+                e.journal.flush()
+                codes = [a.code for a in e.journal.alerts()]
+                assert "stop_fallback" in codes and "order_rejected" not in codes, codes
+                assert e.reject_breaker.count() == 0
+                # an add to AAPL: its new leg goes straight to stop-limit, the venue is not asked again
+                stop_at = e.instruments["AAPL"].round_price(e.ticks["AAPL"].last * D("0.97"))
+                e.submit_intent(OrderIntent("AAPL", Side.BUY, D(1), stop_loss=stop_at))
+                await wait_for(lambda: [leg.qty for leg in _stop_legs(e, "AAPL")] == [D(4)], timeout=20,  # type: ignore[attr-defined]
+                               what="the leg for the added share")  # fmt: skip
+                e.journal.flush()
+                refused = [o for o in e.journal.orders() if o.symbol == "AAPL" and o.role == "stop_loss"
+                           and o.order_type is OrderType.STOP_MARKET]  # fmt: skip
+                assert len(refused) == 1 and refused[0].status is OrderStatus.REJECTED
                 assert await e.emergency_stop("test", "alice")
                 resting = fake.matching.open_orders()
                 assert sorted(o.symbol for o in resting) == symbols

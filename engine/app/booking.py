@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from engine.core.events import FillEvent, OrderEvent, PositionEvent
 from engine.core.model import AlertLevel, Fill, Order, OrderStatus
+from engine.oms.execution import UNSUPPORTED_TYPE
 
 if TYPE_CHECKING:
     from engine.app.kernel import Engine
@@ -40,7 +41,10 @@ class Booking:
             self.e.bus.publish(OrderEvent(order.updated_at or self.e.clock.now(), order))
         if res.changed and order.role == "stop_loss":
             self.e.protection.on_order(order)
-        if res.changed and order.status is OrderStatus.REJECTED:
+        stepped_down = order.role == "stop_loss" and order.reason.startswith(UNSUPPORTED_TYPE)
+        if res.changed and order.status is OrderStatus.REJECTED and not stepped_down:
+            # a stop type the venue does not take is the protection chain stepping down (its own
+            # stop_fallback warning says so), not a refusal storm nor a book that disagrees
             self.e.alert(
                 AlertLevel.WARNING,
                 "order_rejected",

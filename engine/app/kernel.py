@@ -114,6 +114,7 @@ class Engine:
             Links(
                 orders=lambda: self.execution, book=lambda: self.book, holdings=lambda: self.portfolio,
                 ticks=self.market.ticks, stop_types=self._stop_types, round_price=self._round_price,
+                round_qty=self._round_qty,
                 strategy_name=lambda: self.strategy.name if self.strategy else "",
             ),
             clock, journal, self.alert_center.raise_alert,
@@ -179,6 +180,10 @@ class Engine:
     def _round_price(self, symbol: str, price: Decimal) -> Decimal:
         inst = self.market.instruments.get(symbol)
         return inst.round_price(price) if inst is not None else price
+
+    def _round_qty(self, symbol: str, qty: Decimal) -> Decimal:
+        inst = self.market.instruments.get(symbol)
+        return inst.round_qty(qty) if inst is not None else qty
 
     def _alert_sources(self) -> Sources:
         def last_tick(symbol: str) -> datetime | None:

@@ -109,6 +109,7 @@ class Links:
     ticks: dict[str, MarketTick]
     stop_types: Callable[[str], list[OrderType]]
     round_price: Callable[[str, Decimal], Decimal]
+    round_qty: Callable[[str, Decimal], Decimal]  # down to the lot: what the venue will take
     strategy_name: Callable[[], str]
 
 
@@ -122,6 +123,7 @@ class Protection:
         self.collar = collar
         self._planned: dict[str, OrderIntent] = {}  # entry client id -> intent
         self._plans: dict[str, _Plan] = {}  # symbol -> active protection
+        self._refused_types: dict[str, set[str]] = {}  # symbol -> stop types the venue refused this run
         self._unprotected_since: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._syncing: set[str] = set()
@@ -151,6 +153,7 @@ class Protection:
     def restore(self, symbol: str, data: dict[str, Any]) -> None:
         known = {k: v for k, v in data.items() if k in _Plan.__slots__ and k != "quiet_until"}  # type: ignore[attr-defined]
         self._plans[symbol] = _Plan(**known)
+        self._refused_types.setdefault(symbol, set()).update(self._plans[symbol].tried)
         self._push(symbol)
 
     def resume(self) -> None:
@@ -166,7 +169,8 @@ class Protection:
             plan.exiting = plan.exiting and any(o.role in ("exit", "flatten") for o in book.working(symbol))
             legs = self._stop_legs(symbol)
             if (plan.stop_order is None or book.working_order(plan.stop_order) is None) and len(legs) == 1 and (
-                legs[0].qty == abs(pos.qty) and plan.stop is not None and legs[0].stop_price == Decimal(plan.stop)
+                legs[0].qty == self._leg_size(symbol, pos) and plan.stop is not None
+                and legs[0].stop_price == Decimal(plan.stop)
             ):
                 plan.stop_order = legs[0].client_id  # the leg the last run placed as it ended: it guards as planned
             if not plan.watched:
@@ -192,6 +196,7 @@ class Protection:
             take_profit=str(rnd(entry.symbol, intent.take_profit)) if intent.take_profit is not None else None,
             hold_until=hold,
             exiting=exiting,
+            tried=sorted(self._refused_types.get(entry.symbol, ())),  # an add does not ask again what was refused
         )
         self._save(entry.symbol)
         self._sync(entry.symbol)
@@ -234,7 +239,7 @@ class Protection:
         if plan is None or pos is None or not pos.qty or plan.stop is None or plan.exiting or plan.watched:
             return
         legs = self._stop_legs(symbol)
-        if len(legs) == 1 and legs[0].client_id == plan.stop_order and legs[0].qty == abs(pos.qty):
+        if len(legs) == 1 and legs[0].client_id == plan.stop_order and legs[0].qty == self._leg_size(symbol, pos):
             return  # already the right leg
         orders = self.links.orders()
         for leg in legs:
@@ -249,6 +254,10 @@ class Protection:
             if submitted is not None:
                 await submitted  # acknowledged (or refused) before the next change
 
+    def _leg_size(self, symbol: str, pos: Position) -> Decimal:
+        """The whole position in lots: a base-asset fee leaves a remainder the venue would trim off."""
+        return self.links.round_qty(symbol, abs(pos.qty))
+
     # --- the stop leg and its fallback chain -------------------------------------------------------
     def _arm_stop(self, symbol: str, pos: Position) -> Any:
         """Submit the stop leg for the whole position (the next type the chain allows); returns its task."""
@@ -259,6 +268,9 @@ class Protection:
         if not kinds:
             self._watch(symbol, plan, "the venue takes no stop order for this instrument")
             return None
+        size = self._leg_size(symbol, pos)
+        if size <= 0:
+            return None  # less than a lot: nothing the venue would take (dust, kept apart)
         kind = kinds[0]
         side = Side.SELL if pos.qty > 0 else Side.BUY
         stop = Decimal(plan.stop)
@@ -266,11 +278,11 @@ class Protection:
         if kind is OrderType.STOP_LIMIT:
             limit = stop * (1 - self.collar) if side is Side.SELL else stop * (1 + self.collar)
             limit = self.links.round_price(symbol, limit)
-        intent = OrderIntent(symbol=symbol, side=side, qty=abs(pos.qty), order_type=kind, price=limit,
+        intent = OrderIntent(symbol=symbol, side=side, qty=size, order_type=kind, price=limit,
                              stop_price=stop, reduce_only=True, reason="protective stop loss",
                              tag="stop_loss")  # fmt: skip
         orders = self.links.orders()
-        order = orders.new_order(intent, abs(pos.qty), "stop_loss")
+        order = orders.new_order(intent, size, "stop_loss")
         plan.stop_order = order.client_id
         plan.watched = False
         task = orders.start_submit(order)
@@ -289,6 +301,7 @@ class Protection:
             pos = self.links.holdings().position(order.symbol)
             if order.reason.startswith(UNSUPPORTED_TYPE):
                 plan.tried.append(order.order_type.value)
+                self._refused_types.setdefault(order.symbol, set()).add(order.order_type.value)
                 step = "stop-limit" if order.order_type is OrderType.STOP_MARKET else "an engine watch"
                 msg = (f"{order.symbol}: the venue does not take {order.order_type.value} stop orders "
                        f"({order.reason}); falling back to {step}")  # fmt: skip
