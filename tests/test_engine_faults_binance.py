@@ -172,3 +172,29 @@ def test_a_fault_on_an_operators_cancel_still_cancels_and_leaves_a_record(fault:
             await assert_agrees_after_one_reconciliation(e, fake)
 
     run(main)
+
+
+def test_a_429_on_closing_a_position_is_waited_out_and_the_position_closes(tmp_path: Path) -> None:
+    """An exit (like a stop leg or a flatten) must still get through a rate limit: it waits out the
+    Retry-After once and is sent again, where an entry is given up."""
+
+    async def main() -> None:
+        async with engine_on_binance(tmp_path) as (fake, e):
+            inst, last = e.instruments[SYMBOL], e.ticks[SYMBOL].last
+            entry = e.submit_intent(OrderIntent(SYMBOL, Side.BUY, inst.round_qty(D(100) / last),
+                                                stop_loss=inst.round_price(last * D("0.97"))))  # fmt: skip
+            assert entry is not None
+            await wait_for(lambda: any(o.role == "stop_loss" and o.status is OrderStatus.OPEN
+                                       for o in e.orders.values()), what="the stop leg")  # fmt: skip
+            fake.fail_next(ORDER_PATH, "rate_limit", method="POST", retry_after_s=1)
+            assert e.api.close_position(SYMBOL, "tester", "done with it").ok
+            await wait_for(lambda: e.portfolio.qty(SYMBOL) == 0 and not e.execution.inflight, timeout=10,
+                           what="the position closed")  # fmt: skip
+            assert fake.faults.injected == [("POST", ORDER_PATH, "rate_limit")]
+            exits = [o for o in e.journal.orders() if o.role == "exit"]
+            assert [o.status for o in exits] == [OrderStatus.FILLED]  # one exit, sent again after the wait
+            assert held(fake, "BTC") == e.portfolio.dust.get(SYMBOL, D(0))
+            assert_journaled_and_alerted_once(e, "RateLimited", "submit")
+            await assert_agrees_after_one_reconciliation(e, fake)
+
+    run(main)

@@ -33,9 +33,10 @@ from engine.core.model import (
 from engine.oms.order_book import OrderBook
 from engine.oms.portfolio import Portfolio
 from engine.risk.risk_engine import CheckInput, RiskEngine
-from engine.venues.base import OrderNotFound, OrderRejected, OrderTypeUnsupported, Venue, VenueError
+from engine.venues.base import OrderNotFound, OrderRejected, OrderTypeUnsupported, RateLimited, Venue, VenueError
 
 RETRY_DELAYS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+RATE_LIMIT_WAITS = 2  # a protective or reducing order waits out this many 429s before it is given up
 UNSUPPORTED_TYPE = "order type not supported"  # reason prefix: the protection chain steps down on it
 REDUCING_ROLES = ("exit", "flatten", "stop_loss")
 
@@ -216,11 +217,32 @@ class Execution:
             if refusal is not None:
                 self.finish_locally(order, OrderStatus.CANCELED, refusal)
                 return None
-        if not await self._pace(order, bypass_state):
-            return None
-        self.risk.note_sent(self.clock.monotonic())
+        for waits in range(RATE_LIMIT_WAITS + 1):
+            if not await self._pace(order, bypass_state):
+                return None
+            self.risk.note_sent(self.clock.monotonic())
+            try:
+                return await self._place(order)
+            except RateLimited as exc:
+                # an entry's moment has passed; a stop leg, an exit or a flatten must still get through
+                if order.role == "entry" or waits == RATE_LIMIT_WAITS:
+                    self._venue_failure(f"submit {order.symbol} {order.side} failed", exc, "submit")
+                    self.finish_locally(order, OrderStatus.REJECTED, str(exc))
+                    return None
+                self._venue_failure(f"submit {order.symbol} {order.side} waits out a rate limit", exc, "submit")
+                await asyncio.sleep(exc.retry_after_s or 1.0)
+                refusal = self._gate(order, bypass_state)
+                if refusal is not None:
+                    self.finish_locally(order, OrderStatus.CANCELED, refusal)
+                    return None
+        return None
+
+    async def _place(self, order: Order) -> Order | None:
+        """One placement; a refusal or a fault finishes the order here, a 429 goes to the caller."""
         try:
             reply = await self.venue.place(order)
+        except RateLimited:
+            raise
         except OrderTypeUnsupported as exc:
             self.finish_locally(order, OrderStatus.REJECTED, f"{UNSUPPORTED_TYPE}: {exc}")
             return None
