@@ -55,6 +55,7 @@ from engine.venues.base import (
     round_trip_ms,
     unsupported,
 )
+from engine.venues.cancel_confirm import confirm_cancel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -356,35 +357,15 @@ class AlpacaVenue(Venue):
             if found is None:
                 raise OrderNotFound(f"{self.name} has no order {order.client_id}")
             venue_id = found.venue_order_id
-        # Cancel, then read the order back: the cancel's answer (204, 404 unknown, 422 no longer
-        # cancelable, a timeout, a lost reply) never settles it alone; a still working order is cancelled again.
-        last_error: VenueError | None = None
-        with self.absorbing("cancel", f"cancel {order.client_id} ({order.symbol}) unconfirmed") as faults:
-            for attempt in range(self.cancel_attempts):
-                if attempt:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                try:
-                    with contextlib.suppress(OrderNotFound, OrderRejected):
-                        await self._call(self._trading.cancel_order_by_id, venue_id)
-                except RateLimited:
-                    raise
-                except TransientVenueError as exc:
-                    last_error = exc
-                    faults.append(exc)
-                    log.warning("%s: cancel %s unconfirmed (%s); reading it back", self.name, order.client_id, exc)
-                try:
-                    found = await self.lookup(order)
-                except RateLimited:
-                    raise
-                except TransientVenueError as exc:
-                    last_error = exc
-                    faults.append(exc)
-                    continue
-                if found is None:
-                    raise OrderNotFound(f"{self.name} has no order {order.client_id}")
-                if not found.status.is_working or attempt == self.cancel_attempts - 1:
-                    return found  # finished; or still working after every attempt, and the caller sees it so
-            raise last_error or TransientVenueError(f"{self.name}: cancel of {order.client_id} unconfirmed")
+        # The cancel's answer (204, 404 unknown, 422 no longer cancelable, a timeout, a lost reply) never
+        # settles it alone: the order is read back (engine.venues.cancel_confirm)
+
+        async def send() -> None:
+            with contextlib.suppress(OrderNotFound, OrderRejected):
+                await self._call(self._trading.cancel_order_by_id, venue_id)
+
+        return await confirm_cancel(self, order, send, lambda: self.lookup(order), self.cancel_attempts,
+                                    self.backoff_s)  # fmt: skip
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         if symbol is not None:

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from engine.core.clock import Clock
-from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderStatus, OrderUpdate, VenueMode
+from engine.core.model import Balance, Fill, Instrument, MarketTick, Order, OrderUpdate, VenueMode
 from engine.venues import ccxt_convert as cv
 from engine.venues.ack_watch import AckWatch
 from engine.venues.base import (
@@ -38,6 +38,7 @@ from engine.venues.base import (
     round_trip_ms,
     unsupported,
 )
+from engine.venues.cancel_confirm import confirm_cancel
 from engine.venues.ccxt_setup import CcxtEndpoints, make_exchange, reset_websocket
 from engine.venues.unconfirmed import settle
 
@@ -311,53 +312,19 @@ class CcxtVenue(Venue):
         self.acks.expect(order.client_id)
 
     async def cancel(self, order: Order) -> Order:
-        """Cancel and confirm: an unreadable, lost or timed-out reply is settled by reading the order back,
-        and the cancel is sent again while the order still works."""
+        """Cancel and confirm (engine.venues.cancel_confirm): an unreadable, lost or timed-out reply is
+        settled by reading the order back, and the cancel is sent again while the order still works."""
         params = {"origClientOrderId": order.client_id}
-        venue_id = order.venue_order_id or (self._orders.get(order.client_id) or order).venue_order_id
-        last_error: VenueError | None = None
-        unknown = False  # a cancel answered "unknown order"
-        with self.absorbing("cancel", f"cancel {order.client_id} ({order.symbol}) unconfirmed") as faults:
-            for attempt in range(self.cancel_attempts):
-                if attempt:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                try:
-                    raw = await self._call(self._ex.cancel_order, venue_id, order.symbol, params)
-                    if isinstance(raw, dict) and raw.get("id") is not None:
-                        return self._remember(raw)
-                    last_error = MalformedReply(f"{self.name}: unreadable cancel reply")
-                    faults.append(last_error)
-                except OrderNotFound:
-                    last_error = None  # already finished (or never placed): report what the venue knows
-                    unknown = True
-                except RateLimited:
-                    raise
-                except TransientVenueError as exc:
-                    last_error = exc
-                    faults.append(exc)
-                if last_error is not None:
-                    log.warning("%s: cancel %s unconfirmed (%s); reading it back", self.name, order.client_id,
-                                last_error)  # fmt: skip
-                try:
-                    found = await self._lookup(order)
-                except RateLimited:
-                    raise
-                except TransientVenueError as exc:
-                    last_error = exc
-                    faults.append(exc)
-                    continue
-                if found is None:
-                    raise OrderNotFound(f"{self.name} has no order {order.client_id}")
-                if not found.status.is_working:
-                    if unknown and not faults and found.status is OrderStatus.CANCELED:
-                        # aiohttp resends a DELETE whose answer was lost: the resend meets "unknown order"
-                        # (after a fault of our own seen first, that fault is the explanation)
-                        faults.append(OrderNotFound(f"{self.name}: the cancel was answered 'unknown order', yet "
-                                                    "the order is cancelled: its first answer was lost, or it "
-                                                    "was cancelled elsewhere"))  # fmt: skip
-                    return found
-                venue_id = found.venue_order_id
-            raise last_error or TransientVenueError(f"{self.name}: cancel of {order.client_id} unconfirmed")
+
+        async def send() -> Order:
+            venue_id = order.venue_order_id or (self._orders.get(order.client_id) or order).venue_order_id
+            raw = await self._call(self._ex.cancel_order, venue_id, order.symbol, params)
+            if isinstance(raw, dict) and raw.get("id") is not None:
+                return self._remember(raw)
+            raise MalformedReply(f"{self.name}: unreadable cancel reply")
+
+        return await confirm_cancel(self, order, send, lambda: self._lookup(order), self.cancel_attempts,
+                                    self.backoff_s)  # fmt: skip
 
     async def lookup(self, order: Order) -> Order | None:
         return await self._lookup(order)
