@@ -54,7 +54,8 @@ from engine.core.model import (
 from engine.oms.execution import Execution, MarketView
 from engine.oms.order_book import OrderBook, new_instance_tag
 from engine.oms.portfolio import Portfolio
-from engine.oms.protection import Links, Protection
+from engine.oms.protection import Protection
+from engine.oms.protection_links import Links
 from engine.oms.reconcile import Reconciler
 from engine.persistence.journal import Journal
 from engine.risk.breakers import Breakers

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from engine.core.clock import Clock
 from engine.core.model import (
@@ -38,6 +37,7 @@ from engine.core.model import (
     Side,
 )
 from engine.oms.execution import UNSUPPORTED_TYPE
+from engine.oms.protection_links import AlertFn, Links, StateStore, _Plan
 
 log = logging.getLogger(__name__)
 
@@ -47,70 +47,6 @@ MAX_LEG_REFUSALS = 2  # a leg refused this often (not for its type) falls back t
 LEG_RETRY_S = 0.5
 PLANNED = "planned_entries"  # journal state: working entries' levels, so a fill after a restart is protected
 LEVELS = ("stop_loss", "take_profit", "max_hold_s")
-
-
-class Orders(Protocol):
-    """What protection needs of execution and the order book."""
-
-    def new_order(self, intent: OrderIntent, qty: Decimal, role: str, ref_price: Decimal | None = None) -> Order: ...
-
-    def start_submit(self, order: Order, bypass_state: bool = False) -> Any: ...
-
-    def submit_intent(self, intent: OrderIntent, bypass_state: bool = False, role: str = "entry") -> Order | None: ...
-
-    async def cancel_order(self, order: Order) -> Order | None: ...
-
-    def start_cancel(self, order: Order) -> Any: ...
-
-
-class WorkingOrders(Protocol):
-    def working_order(self, client_id: str) -> Order | None: ...
-
-    def working(self, symbol: str | None = None) -> list[Order]: ...
-
-
-class Holdings(Protocol):
-    def position(self, symbol: str) -> Position | None: ...
-
-    def qty(self, symbol: str) -> Decimal: ...
-
-    def set_protection(self, symbol: str, stop_loss: Decimal | None, take_profit: Decimal | None,
-                       status: str = ..., price: Decimal | None = ...) -> None: ...  # fmt: skip
-
-
-class StateStore(Protocol):
-    def set_state(self, key: str, value: Any) -> None: ...
-
-
-AlertFn = Callable[..., Any]
-
-
-@dataclass(slots=True)
-class _Plan:
-    stop: str | None
-    take_profit: str | None
-    hold_until: str | None = None
-    stop_order: str | None = None  # client id of the resting stop leg
-    exiting: bool = False
-    watched: bool = False  # the engine watches the stop level (the venue took no stop order)
-    tried: list[str] = field(default_factory=list)  # stop order types the venue refused
-    refusals: int = 0  # other refusals of the current leg in a row
-    exit_refusals: int = 0  # protective exits refused in a row: each waits longer before the next
-    quiet_until: float = 0.0  # monotonic time before which no protective exit is tried again
-
-
-@dataclass(slots=True)
-class Links:
-    """Late-bound collaborators: the kernel rebuilds the book and portfolio on start."""
-
-    orders: Callable[[], Orders]
-    book: Callable[[], WorkingOrders]
-    holdings: Callable[[], Holdings]
-    ticks: dict[str, MarketTick]
-    stop_types: Callable[[str], list[OrderType]]
-    round_price: Callable[[str, Decimal], Decimal]
-    round_qty: Callable[[str, Decimal], Decimal]  # down to the lot: what the venue will take
-    strategy_name: Callable[[], str]
 
 
 class Protection:
@@ -130,6 +66,7 @@ class Protection:
         self._dirty: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_alarm: dict[str, float] = {}
+        self._planned_save_due = False
 
     # --- planning ------------------------------------------------------------------------------
     def plan(self, entry_client_id: str, intent: OrderIntent) -> None:
@@ -142,6 +79,20 @@ class Protection:
             self._save_planned()
 
     def _save_planned(self) -> None:
+        """Written once per loop turn: an emergency stop cancelling 200 entries wrote the whole table
+        200 times (quadratic; 10 -> 30 ms to no open orders)."""
+        if self._planned_save_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_planned()
+            return
+        self._planned_save_due = True
+        loop.call_soon(self._write_planned)
+
+    def _write_planned(self) -> None:
+        self._planned_save_due = False
         self.store.set_state(PLANNED, {cid: {k: str(v) for k in LEVELS if (v := getattr(i, k)) is not None}
                                        for cid, i in self._planned.items()})  # fmt: skip
 
