@@ -217,3 +217,29 @@ def test_a_slow_trade_stream_does_not_delay_fills_past_the_grace() -> None:
             await wait_for(lambda: down(links, "orders"), 5.0, "the silent stream reported down")
 
     run(main)
+
+
+def test_a_rate_limit_on_quotes_pauses_them_without_reporting_the_market_link_lost() -> None:
+    """A 429 asks for a pause; the quotes resume after it and no 'market link lost' (a connection incident
+    the stage criteria count) is reported for a venue that is answering."""
+
+    async def main() -> None:
+        async with rig() as (fake, venue, links):
+            fake.fail_next("/v2/stocks/quotes/latest", "rate_limit", retry_after_s=1)
+            batches: list[object] = []
+
+            async def pump() -> None:
+                async for batch in venue.market_stream(SYMBOLS):
+                    batches.append(batch)
+
+            task = asyncio.create_task(pump())
+            try:
+                await wait_for(lambda: bool(batches), 5.0, "quotes after the pause")
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            assert fake.faults.injected == [("GET", "/v2/stocks/quotes/latest", "rate_limit")]
+            assert not down(links, "market"), links
+
+    run(main)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.model import MarketTick, Order, OrderUpdate
 from engine.venues import alpaca_wire as wire
-from engine.venues.base import AuthenticationFailed, VenueError, bounded
+from engine.venues.base import AuthenticationFailed, RateLimited, VenueError, bounded
 
 if TYPE_CHECKING:
     from engine.venues.alpaca_venue import AlpacaVenue
@@ -178,6 +178,10 @@ async def market_stream(venue: AlpacaVenue, symbols: list[str]) -> AsyncIterator
             if cryptos:
                 quotes.update(await venue.call(crypto_client.get_crypto_latest_quote,
                                                CryptoLatestQuoteRequest(symbol_or_symbols=cryptos)))  # fmt: skip
+        except RateLimited as exc:
+            # the venue asked for a pause (a 429 on any call pauses them all): the link is not lost
+            await asyncio.sleep(max(exc.retry_after_s or 0.0, venue.poll_interval_s))
+            continue
         except VenueError as exc:
             if isinstance(exc, AuthenticationFailed):
                 raise
