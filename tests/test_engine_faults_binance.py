@@ -161,7 +161,7 @@ def test_a_fault_on_an_operators_cancel_still_cancels_and_leaves_a_record(fault:
             fake.fail_next(ORDER_PATH, method="DELETE", **plan)
             assert e.api.cancel(cid, operator="tester").ok
             # the operator's command done (its task ended), not only the stream's report of the cancel
-            await wait_for(lambda: settled(e, order).status is OrderStatus.CANCELED and not e.api._tasks, timeout=8,
+            await wait_for(lambda: settled(e, order).status is OrderStatus.CANCELED and not e.api.pending(), timeout=8,
                            what="the cancel done and booked")  # fmt: skip
             assert fake.faults.injected == [("DELETE", ORDER_PATH, plan["kind"])]
             theirs = fake.matching.order(cid)

@@ -74,6 +74,10 @@ class OperatorAPI:
             self._done.popitem(last=False)
         return result
 
+    def pending(self) -> int:
+        """Commands still acting after their result was returned (a cancel awaiting the venue's word)."""
+        return len(self._tasks)
+
     def _operator(self, operator: str) -> str:
         return operator.strip() or self._e.operator
 
