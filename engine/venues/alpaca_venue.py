@@ -42,7 +42,6 @@ from engine.venues.base import (
     ALL_ORDER_TYPES,
     AuthenticationFailed,
     InstrumentCapabilities,
-    MalformedReply,
     OrderNotFound,
     OrderRejected,
     RateLimited,
@@ -56,6 +55,7 @@ from engine.venues.base import (
     unsupported,
 )
 from engine.venues.cancel_confirm import confirm_cancel
+from engine.venues.unconfirmed import Settled, submit_confirmed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -312,39 +312,24 @@ class AlpacaVenue(Venue):
             raise refusal
         self._orders.setdefault(order.client_id, order)
         request = wire.order_request(order)
-        last_error: VenueError | None = None
-        with self.absorbing("submit", f"submit {order.client_id} ({order.symbol}) unconfirmed") as faults:
-            for attempt in range(self.submit_attempts):
-                if attempt:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                try:
-                    raw = await self._call(self._trading.submit_order, request)
-                    if isinstance(raw, dict) and raw.get("id"):
-                        return self._expect_stream(self.remember(raw))
-                    last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
-                    faults.append(last_error)
-                except OrderRejected as exc:
-                    if "duplicate client_order_id" not in str(exc):
-                        raise
-                    last_error = exc  # an earlier attempt did arrive: find it below
-                except RateLimited:
-                    raise  # nothing was placed; the caller waits as told
-                except TransientVenueError as exc:
-                    last_error = exc
-                    faults.append(exc)
-                # The outcome is unknown: ask the venue before sending anything again.
-                log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
-                try:
-                    found = await self.lookup(order)
-                except RateLimited:
-                    raise
-                except TransientVenueError as exc:
-                    faults.append(exc)
-                    found = None
-                if found is not None:
-                    return self._expect_stream(found)
-            assert last_error is not None
-            raise last_error
+
+        async def send() -> Order | None:
+            raw = await self._call(self._trading.submit_order, request)
+            return self._expect_stream(self.remember(raw)) if isinstance(raw, dict) and raw.get("id") else None
+
+        async def settle_unknown(_sent_at: float, faults: list[VenueError]) -> Settled:
+            # Alpaca refuses a reused client id for good, so sending again after a failed look-up cannot
+            # trade twice: the duplicate refusal sends us back to the look-up
+            try:
+                return Settled(await self.lookup(order), may_resend=True)
+            except RateLimited:
+                raise
+            except TransientVenueError as exc:
+                faults.append(exc)
+                return Settled(None, may_resend=True)
+
+        return await submit_confirmed(self, order, send, settle_unknown, self._expect_stream, self.submit_attempts,
+                                      self.backoff_s, duplicate="duplicate client_order_id")  # fmt: skip
 
     def _expect_stream(self, order: Order) -> Order:
         self.acks.expect(order.client_id)

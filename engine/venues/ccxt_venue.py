@@ -40,7 +40,7 @@ from engine.venues.base import (
 )
 from engine.venues.cancel_confirm import confirm_cancel
 from engine.venues.ccxt_setup import CcxtEndpoints, make_exchange, reset_websocket
-from engine.venues.unconfirmed import settle
+from engine.venues.unconfirmed import Settled, settle, submit_confirmed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -269,44 +269,29 @@ class CcxtVenue(Venue):
             raise refusal  # the symbol does not list it: nothing is sent
         self._orders.setdefault(order.client_id, order)
         kind, price, params = cv.order_request(order)
-        last_error: VenueError | None = None
-        loop = asyncio.get_running_loop()
-        with self.absorbing("submit", f"submit {order.client_id} ({order.symbol}) unconfirmed") as faults:
-            for attempt in range(self.submit_attempts):
-                if attempt:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                sent_at = loop.time()
-                try:
-                    raw = await self._call(
-                        self._ex.create_order, order.symbol, kind, order.side.value, float(order.qty), price, params
-                    )
-                    if isinstance(raw, dict) and raw.get("id") is not None:
-                        acked = self._remember(raw)
-                        self._expect_stream(acked)
-                        market_id = self._ex.market(order.symbol)["id"]
-                        return SubmitResult(acked, cv.reply_fills(raw, acked, inst, market_id, self.clock.now()))
-                    last_error = MalformedReply(f"{self.name}: unreadable acknowledgement")
-                    faults.append(last_error)
-                except OrderRejected as exc:
-                    if "uplicate order" not in str(exc):
-                        raise
-                    last_error = exc  # an earlier attempt did arrive: find it below
-                except RateLimited:
-                    raise  # nothing was placed; the caller waits as told
-                except TransientVenueError as exc:
-                    last_error = exc
-                    faults.append(exc)
-                # The outcome is unknown: ask the venue, and send again only once the request is dead.
-                log.warning("%s: submit %s unconfirmed (%s); looking it up", self.name, order.client_id, last_error)
-                settled = await settle(lambda: self._lookup(order), sent_at, self.recv_window_s,
-                                       max(self.poll_interval_s, 0.05), faults)  # fmt: skip
-                if settled.order is not None:
-                    self._expect_stream(settled.order)
-                    return SubmitResult(settled.order)  # its fills come from the stream or the polls
-                if not settled.known:
-                    break  # it may have traded: never send it again blind (the stream or reconciliation tells)
-            assert last_error is not None
-            raise last_error
+
+        async def send() -> SubmitResult | None:
+            raw = await self._call(
+                self._ex.create_order, order.symbol, kind, order.side.value, float(order.qty), price, params
+            )
+            if not isinstance(raw, dict) or raw.get("id") is None:
+                return None
+            acked = self._remember(raw)
+            self._expect_stream(acked)
+            market_id = self._ex.market(order.symbol)["id"]
+            return SubmitResult(acked, cv.reply_fills(raw, acked, inst, market_id, self.clock.now()))
+
+        async def settle_unknown(sent_at: float, faults: list[VenueError]) -> Settled:
+            # Binance takes a reused client id once the first order filled: wait out its receive window
+            return await settle(lambda: self._lookup(order), sent_at, self.recv_window_s,
+                                max(self.poll_interval_s, 0.05), faults)  # fmt: skip
+
+        def found(acked: Order) -> SubmitResult:
+            self._expect_stream(acked)
+            return SubmitResult(acked)  # its fills come from the stream or the polls
+
+        return await submit_confirmed(self, order, send, settle_unknown, found, self.submit_attempts, self.backoff_s,
+                                      duplicate="uplicate order")  # fmt: skip
 
     def _expect_stream(self, order: Order) -> None:
         self.acks.expect(order.client_id)
