@@ -37,7 +37,8 @@ from engine.core.model import (
 )
 from engine.venues import alpaca_wire as wire
 from engine.venues.ack_watch import AckWatch
-from engine.venues.alpaca_wire import AlpacaEnvironment, fill_id, timeout_session
+from engine.venues.alpaca_setup import endpoint_kind, key_kind, make_clients
+from engine.venues.alpaca_wire import AlpacaEnvironment, fill_id
 from engine.venues.base import (
     ALL_ORDER_TYPES,
     AuthenticationFailed,
@@ -128,17 +129,10 @@ class AlpacaVenue(Venue):
         return f"{scheme}://{parsed.netloc}/stream"
 
     def _make_clients(self) -> None:
-        from alpaca.data.historical import CryptoHistoricalDataClient, StockHistoricalDataClient
-        from alpaca.trading.client import TradingClient
-
         key, secret = self._credentials
-        trading = TradingClient(key, secret, paper=self.paper, raw_data=True, url_override=self.url_override)
-        stock = StockHistoricalDataClient(key, secret, raw_data=True, url_override=self.data_url)
-        crypto = CryptoHistoricalDataClient(key, secret, raw_data=True, url_override=self.data_url)
-        for client in (trading, stock, crypto):
-            timeout_session(client._session, self.timeout_s)
-            client._retry, client._retry_codes = 0, []  # its retries sleep in our pool and hide 429s
-        self._trading, self._stock_data, self._crypto_data = trading, stock, crypto
+        self._trading, self._stock_data, self._crypto_data = make_clients(
+            key, secret, paper=self.paper, url_override=self.url_override, data_url=self.data_url,
+            timeout_s=self.timeout_s)  # fmt: skip
 
     async def connect(self) -> None:
         host, key = self._endpoint_kind(), self._key_kind()
@@ -159,12 +153,10 @@ class AlpacaVenue(Venue):
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _endpoint_kind(self) -> str:
-        host = urlparse(self.endpoint).hostname or ""
-        return "paper" if host == wire.PAPER_HOST else "live" if host == wire.LIVE_HOST else "custom"
+        return endpoint_kind(self.endpoint)
 
     def _key_kind(self) -> str:
-        key = self._credentials[0]
-        return "paper" if key.startswith("PK") else "live" if key.startswith("AK") else "unknown"
+        return key_kind(self._credentials[0])
 
     async def environment_check(self) -> AlpacaEnvironment:
         """Paper or live, by endpoint, key prefix and the account itself (fails on a wrong key)."""
