@@ -11,6 +11,7 @@ import time
 from engine.app.control_setup import ControlOptions, ControlServerError, start_control
 from engine.app.factory import CredentialsMissing, RunOptions, build_engine
 from engine.app.kernel import Engine
+from engine.app.snapshot import status_line
 from engine.core.config import ConfigError, Settings
 from engine.core.paths import AppPaths
 from engine.persistence.errors import JournalError
@@ -78,7 +79,7 @@ async def run_headless(
             print(f"received {stop_reason[0]}: shutting down ({settings.engine.shutdown})", flush=True)
         await served.stop()
         await engine.shutdown()
-        print(engine.status_line(), flush=True)
+        print(status_line(engine), flush=True)
         lost = engine.journal.close()
     if lost:  # SIGTERM exits 0 only when everything reached the disk
         what = ", ".join(f"{n} {kind} rows" for kind, n in sorted(lost.items()))
@@ -92,7 +93,7 @@ async def _print_status(engine: Engine, every_s: float) -> None:
     while True:
         await asyncio.sleep(min(every_s, 0.5))
         if time.monotonic() >= next_at:
-            print(engine.status_line(), flush=True)
+            print(status_line(engine), flush=True)
             next_at = time.monotonic() + every_s
 
 

@@ -32,7 +32,6 @@ from engine.app.periodic import Periodic
 from engine.app.startup import Startup
 from engine.core.clock import Clock, SimClock, Timers
 from engine.core.config import Settings
-from engine.core.config_rules import validate_risk_changes
 from engine.core.events import (
     AlertEvent,
     EquityEvent,
@@ -392,18 +391,6 @@ class Engine:
     def close_position(self, symbol: str, operator: str = "", reason: str = "") -> Order | None:
         return self.buttons.close_position(symbol, operator or self.operator, reason)
 
-    def update_risk_limits(self, changes: dict[str, Any], operator: str, reason: str) -> dict[str, Any]:
-        """Validate like the config does, then bind at once: the risk checks and the breakers reload."""
-        new = validate_risk_changes(self.settings.risk, changes, traded=self.symbols)  # all the config's rules
-        self.settings.risk = new
-        self.risk.reload(new)
-        self.breakers.reload(new)
-        applied = {k: getattr(new, k) for k in changes}
-        self.audit("update_risk_limits", reason or "risk limits changed",
-                   {k: str(v) for k, v in applied.items()}, operator)  # fmt: skip
-        self.bus.publish(RiskEvent(self.clock.now(), tuple(self.rule_values())))
-        return {k: str(v) for k, v in applied.items()}
-
     # --- alerts, audit, errors --------------------------------------------------------------------
     def alert(self, level: AlertLevel, code: str, message: str, key: str = "") -> AlertEvent | None:
         """Through the AlertCenter: de-duplicated, given an id, published. None when suppressed."""
@@ -454,17 +441,6 @@ class Engine:
         from engine.risk.gauges import rule_values
 
         return rule_values(self)
-
-    def status_line(self) -> str:
-        pf = self.portfolio
-        prices = "  ".join(f"{s} {t.last}" for s, t in self.market.ticks.items())
-        trades = pf.closed_trades
-        wins = sum(1 for t in trades if t.pnl > 0)
-        rate = f"{wins / len(trades):.0%}" if trades else "-"
-        return (
-            f"{self.clock.now():%Y-%m-%d %H:%M:%S} {self.risk.state.value:<8} {prices} | equity {pf.equity:,.2f} "
-            f"| positions {pf.open_count()} | unrealised {pf.unrealized:+,.2f} | trades {len(trades)} win {rate}"
-        )
 
 
 def _credential_store(data_dir: Any) -> Any:

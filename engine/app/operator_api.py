@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from engine.core.config_rules import validate_risk_changes
+from engine.core.events import RiskEvent
 from engine.core.model import TradingState
 
 if TYPE_CHECKING:
@@ -196,12 +198,24 @@ class OperatorAPI:
 
         def act(cid: str) -> CommandResult:
             try:
-                applied = self._e.update_risk_limits(dict(changes), self._operator(operator), reason)
+                applied = self._bind_risk_limits(dict(changes), self._operator(operator), reason)
             except (ValueError, InvalidOperation) as exc:
                 return CommandResult(False, str(exc), "update_risk_limits", cid)
             return CommandResult(True, "risk limits updated", "update_risk_limits", cid, {"applied": applied})
 
         return self._once("update_risk_limits", command_id, act)
+
+    def _bind_risk_limits(self, changes: dict[str, Any], operator: str, reason: str) -> dict[str, str]:
+        """Validate like the config does, then bind at once: the risk checks and the breakers reload."""
+        e = self._e
+        new = validate_risk_changes(e.settings.risk, changes, traded=e.symbols)  # all the config's rules
+        e.settings.risk = new
+        e.risk.reload(new)
+        e.breakers.reload(new)
+        applied = {k: str(getattr(new, k)) for k in changes}
+        e.audit("update_risk_limits", reason or "risk limits changed", applied, operator)
+        e.bus.publish(RiskEvent(e.clock.now(), tuple(e.rule_values())))
+        return applied
 
     def acknowledge(
         self, alert_ids: list[str] | None, operator: str = "", command_id: str | None = None

@@ -94,3 +94,16 @@ def _approval(a: Any) -> dict[str, Any]:
         "details": to_json(a.details),
         "status": str(a.status),
     }
+
+
+def status_line(engine: Engine) -> str:
+    """One line for a headless run's log: time, state, prices, equity, positions, trades."""
+    pf = engine.portfolio
+    prices = "  ".join(f"{s} {t.last}" for s, t in engine.ticks.items())
+    trades = pf.closed_trades
+    wins = sum(1 for t in trades if t.pnl > 0)
+    rate = f"{wins / len(trades):.0%}" if trades else "-"
+    return (
+        f"{engine.clock.now():%Y-%m-%d %H:%M:%S} {engine.risk.state.value:<8} {prices} | equity {pf.equity:,.2f} "
+        f"| positions {pf.open_count()} | unrealised {pf.unrealized:+,.2f} | trades {len(trades)} win {rate}"
+    )
