@@ -28,7 +28,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,27 +36,8 @@ from aiohttp import WSMsgType, web
 
 from engine.core.model import Instrument, MarketTick, Order, OrderStatus, OrderType, OrderUpdate, Side
 from engine.venues.matching import MatchingEngine
+from tests.fakes import alpaca_wire as w
 from tests.fakes.faults import Fault, FaultKind, FaultPlan
-
-_NS = uuid.UUID("6f1c1d3e-9a53-4a44-8d8c-3c0d6c7e2a10")
-_STATUS = {OrderStatus.OPEN: "new", OrderStatus.PARTIALLY_FILLED: "partially_filled",
-           OrderStatus.FILLED: "filled", OrderStatus.CANCELED: "canceled",
-           OrderStatus.REJECTED: "rejected", OrderStatus.EXPIRED: "expired"}  # fmt: skip
-_TYPE = {OrderType.MARKET: "market", OrderType.LIMIT: "limit", OrderType.STOP_MARKET: "stop",
-         OrderType.STOP_LIMIT: "stop_limit"}  # fmt: skip
-_KIND = {v: k for k, v in _TYPE.items()}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)  # test code: the fake keeps wall-clock time like the real broker
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def _error(status: int, code: int, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status)
 
 
 class FakeAlpaca:
@@ -162,7 +143,7 @@ class FakeAlpaca:
     # -- control ---------------------------------------------------------------------------------
 
     def push_tick(self, symbol: str, bid: Decimal, ask: Decimal, volume: Decimal = Decimal(0)) -> MarketTick:
-        tick = MarketTick(symbol, _now(), bid, ask, (bid + ask) / 2, volume)
+        tick = MarketTick(symbol, w.now(), bid, ask, (bid + ask) / 2, volume)
         self._publish(self.matching.on_tick(tick))
         return tick
 
@@ -192,7 +173,7 @@ class FakeAlpaca:
     # -- wire ------------------------------------------------------------------------------------
 
     def order_id(self, order: Order) -> str:
-        oid = str(uuid.uuid5(_NS, order.client_id))
+        oid = str(uuid.uuid5(w.NS, order.client_id))
         self._by_uuid[oid] = order.client_id
         return oid
 
@@ -200,35 +181,35 @@ class FakeAlpaca:
         return {
             "id": self.order_id(o), "client_order_id": o.client_id, "symbol": o.symbol,
             "asset_class": "crypto" if "/" in o.symbol else "us_equity",
-            "created_at": _iso(o.created_at), "updated_at": _iso(o.updated_at), "submitted_at": _iso(o.created_at),
-            "filled_at": _iso(o.updated_at) if o.status is OrderStatus.FILLED else None,
+            "created_at": w.iso(o.created_at), "updated_at": w.iso(o.updated_at), "submitted_at": w.iso(o.created_at),
+            "filled_at": w.iso(o.updated_at) if o.status is OrderStatus.FILLED else None,
             "qty": str(o.qty), "filled_qty": str(o.filled_qty),
             "filled_avg_price": None if o.avg_fill_price is None else str(o.avg_fill_price),
-            "order_class": "simple", "order_type": _TYPE[o.order_type], "type": _TYPE[o.order_type],
+            "order_class": "simple", "order_type": w.TYPE[o.order_type], "type": w.TYPE[o.order_type],
             "side": o.side.value, "time_in_force": "gtc" if "/" in o.symbol else "day",
             "limit_price": None if o.price is None else str(o.price),
             "stop_price": None if o.stop_price is None else str(o.stop_price),
-            "status": _STATUS.get(o.status, "new"), "extended_hours": False,
+            "status": w.STATUS.get(o.status, "new"), "extended_hours": False,
         }  # fmt: skip
 
     def _publish(self, updates: list[OrderUpdate]) -> None:
         for u in updates:
             o = u.order
             oid = self.order_id(o)
-            data: dict[str, Any] = {"order": self.order_json(o), "timestamp": _iso(o.updated_at or _now())}
+            data: dict[str, Any] = {"order": self.order_json(o), "timestamp": w.iso(o.updated_at or w.now())}
             if u.fill is not None:
                 f = u.fill
                 data.update(event="fill" if o.status is OrderStatus.FILLED else "partial_fill",
                             price=str(f.price), qty=str(f.qty), execution_id=str(uuid.uuid4()))  # fmt: skip
                 self.activities.append({
                     "id": f"{f.ts:%Y%m%d%H%M%S%f}::{uuid.uuid4()}", "activity_type": "FILL",
-                    "transaction_time": _iso(f.ts), "type": data["event"], "price": str(f.price),
+                    "transaction_time": w.iso(f.ts), "type": data["event"], "price": str(f.price),
                     "qty": str(f.qty), "side": f.side.value, "symbol": o.symbol.replace("/", ""),
                     "leaves_qty": str(o.remaining), "order_id": oid, "cum_qty": str(o.filled_qty),
-                    "order_status": _STATUS[o.status],
+                    "order_status": w.STATUS[o.status],
                 })  # fmt: skip
             else:
-                data["event"] = _STATUS.get(o.status, "new")
+                data["event"] = w.STATUS.get(o.status, "new")
             frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
             for ws in list(self._ws):
                 if self.stream_delay_s > 0:  # a slow stream: the REST reply comes first
@@ -259,7 +240,7 @@ class FakeAlpaca:
         key = request.headers.get("APCA-API-KEY-ID")
         secret = request.headers.get("APCA-API-SECRET-KEY")
         if key != self.api_key or secret != self._secret:
-            return _error(401, 40110000, "request is not authorized")
+            return w.error(401, 40110000, "request is not authorized")
         return await handler(request)
 
     # -- trading REST ----------------------------------------------------------------------------
@@ -270,22 +251,22 @@ class FakeAlpaca:
         free = usd.free if usd else Decimal(0)
         held = sum((q * self._last(s) for s, q in self.matching.positions().items()), Decimal(0))
         return web.json_response({
-            "id": str(uuid.uuid5(_NS, self.api_key)), "account_number": "PA0000FAKE", "status": "ACTIVE",
+            "id": str(uuid.uuid5(w.NS, self.api_key)), "account_number": "PA0000FAKE", "status": "ACTIVE",
             "currency": "USD", "cash": str(cash), "buying_power": str(free), "portfolio_value": str(cash + held),
             "equity": str(cash + held), "long_market_value": str(held),
             "trading_blocked": False, "account_blocked": False, "pattern_day_trader": False,
         })  # fmt: skip
 
     async def _clock(self, request: web.Request) -> web.Response:
-        now = _iso(_now())
+        now = w.iso(w.now())
         return web.json_response({"timestamp": now, "is_open": True, "next_open": now, "next_close": now})
 
     async def _asset(self, request: web.Request) -> web.Response:
         inst = self.instruments.get(request.match_info["symbol"])
         if inst is None:
-            return _error(404, 40410000, "asset not found")
+            return w.error(404, 40410000, "asset not found")
         return web.json_response({
-            "id": str(uuid.uuid5(_NS, inst.symbol)), "class": "crypto" if "/" in inst.symbol else "us_equity",
+            "id": str(uuid.uuid5(w.NS, inst.symbol)), "class": "crypto" if "/" in inst.symbol else "us_equity",
             "exchange": "CRYPTO" if "/" in inst.symbol else "NASDAQ", "symbol": inst.symbol, "status": "active",
             "tradable": True, "min_order_size": str(inst.min_qty), "min_trade_increment": str(inst.lot_size),
             "price_increment": str(inst.tick_size),
@@ -296,23 +277,23 @@ class FakeAlpaca:
         cid = str(body.get("client_order_id") or uuid.uuid4())
         self.submit_attempts[cid] += 1
         if self.matching.order(cid) is not None:
-            return _error(422, 40010001, "client_order_id must be unique")
+            return w.error(422, 40010001, "client_order_id must be unique")
         if body["type"] in self.refused_types:
-            return _error(422, 42210000, f"order type {body['type']} is not supported for this asset")
-        kind = _KIND[body["type"]]
+            return w.error(422, 42210000, f"order type {body['type']} is not supported for this asset")
+        kind = w.KIND[body["type"]]
         order = Order(
             cid, body["symbol"], Side(body["side"]), kind, Decimal(str(body["qty"])),
             price=Decimal(str(body["limit_price"])) if body.get("limit_price") else None,
             stop_price=Decimal(str(body["stop_price"])) if body.get("stop_price") else None,
         )  # fmt: skip
-        updates = self.matching.submit(order, None, _now())
+        updates = self.matching.submit(order, None, w.now())
         first = updates[0].order
         if first.status is OrderStatus.REJECTED:
             message = first.reason
             if "insufficient" in message:
                 short = "buying power" if order.side is Side.BUY else "qty available for order"
-                return _error(403, 40310000, f"insufficient {short} ({message})")
-            return _error(422, 40010001, message)
+                return w.error(403, 40310000, f"insufficient {short} ({message})")
+            return w.error(422, 40010001, message)
         self.placed[cid] += 1
         self._publish(updates)
         final = self.matching.order(cid) or first
@@ -326,7 +307,7 @@ class FakeAlpaca:
     def _order_response(self, cid: str | None) -> web.Response:
         order = self.matching.order(cid) if cid else None
         if order is None or order.status is OrderStatus.REJECTED:
-            return _error(404, 40410000, "order not found")
+            return w.error(404, 40410000, "order not found")
         return web.json_response(self.order_json(order))
 
     async def _by_client_id(self, request: web.Request) -> web.Response:
@@ -339,15 +320,15 @@ class FakeAlpaca:
         cid = self._by_uuid.get(request.match_info["id"])
         order = self.matching.order(cid) if cid else None
         if order is None:
-            return _error(404, 40410000, "order not found")
+            return w.error(404, 40410000, "order not found")
         if not order.status.is_working:
-            return _error(422, 42210000, f'order is already in "{_STATUS[order.status]}" state')
-        update = self.matching.cancel(order.client_id, _now())
+            return w.error(422, 42210000, f'order is already in "{w.STATUS[order.status]}" state')
+        update = self.matching.cancel(order.client_id, w.now())
         self._publish([update] if update else [])
         return web.Response(status=204)
 
     async def _cancel_all(self, request: web.Request) -> web.Response:
-        updates = self.matching.cancel_all(None, _now())
+        updates = self.matching.cancel_all(None, w.now())
         self._publish(updates)
         return web.json_response([{"id": self.order_id(u.order), "status": 200, "body": {}} for u in updates],
                                  status=207)  # fmt: skip
@@ -358,7 +339,7 @@ class FakeAlpaca:
             tick = self.matching.last_tick(symbol)
             price = str(tick.last) if tick else "0"
             out.append({
-                "asset_id": str(uuid.uuid5(_NS, symbol)), "symbol": symbol.replace("/", ""),
+                "asset_id": str(uuid.uuid5(w.NS, symbol)), "symbol": symbol.replace("/", ""),
                 "exchange": "CRYPTO" if "/" in symbol else "NASDAQ",
                 "asset_class": "crypto" if "/" in symbol else "us_equity", "avg_entry_price": price,
                 "qty": str(abs(qty)), "side": "long" if qty > 0 else "short", "cost_basis": "0",
@@ -368,12 +349,12 @@ class FakeAlpaca:
 
     async def _close_all(self, request: web.Request) -> web.Response:
         if request.query.get("cancel_orders") in ("true", "True"):
-            self._publish(self.matching.cancel_all(None, _now()))
+            self._publish(self.matching.cancel_all(None, w.now()))
         out = []
         for n, (symbol, qty) in enumerate(sorted(self.matching.positions().items())):
-            cid = f"close-{symbol}-{_now():%H%M%S%f}-{n}"
+            cid = f"close-{symbol}-{w.now():%H%M%S%f}-{n}"
             order = Order(cid, symbol, Side.SELL if qty > 0 else Side.BUY, OrderType.MARKET, abs(qty))
-            updates = self.matching.submit(order, None, _now())
+            updates = self.matching.submit(order, None, w.now())
             self.placed[cid] += 1
             self._publish(updates)
             final = self.matching.order(cid) or updates[0].order
@@ -407,7 +388,7 @@ class FakeAlpaca:
         """One-minute bars from start to end around the last price (a gentle deterministic wave)."""
         start = datetime.fromisoformat(request.query["start"].replace("Z", "+00:00"))
         end_text = request.query.get("end")
-        end = datetime.fromisoformat(end_text.replace("Z", "+00:00")) if end_text else _now()
+        end = datetime.fromisoformat(end_text.replace("Z", "+00:00")) if end_text else w.now()
         limit = int(request.query.get("limit") or 10_000)
         out: dict[str, list[dict[str, Any]]] = {}
         for symbol in request.query.get("symbols", "").split(","):
@@ -418,7 +399,7 @@ class FakeAlpaca:
             n = 0
             while t < end and len(bars) < limit:
                 close = last * (1 + Decimal((n % 7) - 3) / 1000)
-                bars.append({"t": _iso(t), "o": float(close), "h": float(close), "l": float(close),
+                bars.append({"t": w.iso(t), "o": float(close), "h": float(close), "l": float(close),
                              "c": float(close), "v": 100, "n": 10, "vw": float(close)})  # fmt: skip
                 t += timedelta(minutes=1)
                 n += 1
@@ -431,7 +412,7 @@ class FakeAlpaca:
         for symbol in request.query.get("symbols", "").split(","):
             tick = self.matching.last_tick(symbol)
             if tick is not None:
-                out[symbol] = {"t": _iso(tick.ts), "bp": float(tick.bid), "ap": float(tick.ask),
+                out[symbol] = {"t": w.iso(tick.ts), "bp": float(tick.bid), "ap": float(tick.ask),
                                "bs": 1, "as": 1, "bx": "V", "ax": "V", "c": ["R"], "z": "C"}  # fmt: skip
         return web.json_response({"quotes": out})
 
