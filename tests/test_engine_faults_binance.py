@@ -191,6 +191,7 @@ def test_a_429_on_closing_a_position_is_waited_out_and_the_position_closes(tmp_p
             await wait_for(lambda: e.portfolio.qty(SYMBOL) == 0 and not e.execution.inflight, timeout=10,
                            what="the position closed")  # fmt: skip
             assert fake.faults.injected == [("POST", ORDER_PATH, "rate_limit")]
+            e.journal.flush()  # the journal is written by its own thread: read it once the rows are in
             exits = [o for o in e.journal.orders() if o.role == "exit"]
             assert [o.status for o in exits] == [OrderStatus.FILLED]  # one exit, sent again after the wait
             assert held(fake, "BTC") == e.portfolio.dust.get(SYMBOL, D(0))
