@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from engine.app.certs import server_ssl_context
-from engine.app.control_files import endpoint_path, ensure_token, read_endpoint
+from engine.app.control_files import endpoint_path, ensure_token
 from engine.app.server import ControlServer
 from engine.core.model import TradingState
 from engine.core.paths import AppPaths
 from tests.engine_rig import make_engine, started, stop, until
+from tests.headless_rig import env_for, serve_headless
 
 
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(asyncio.wait_for(coro, 120))
-
-
-def env_for(home: Path) -> dict[str, str]:
-    env = {**os.environ, "TRADING_CONSOLE_HOME": str(home)}
-    env.pop("DISPLAY", None)
-    return env
 
 
 async def cli(home: Path, *args: str) -> tuple[int, str, str]:
@@ -134,15 +127,8 @@ def test_halt_and_status_through_mutual_tls(tmp_path: Path) -> None:
 
 
 def test_a_headless_engine_serves_by_default_and_halts_from_the_command_line(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "console", "--headless", "--speed", "20"], env=env_for(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    paths = AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "logs")
+    proc, paths = serve_headless(tmp_path, stdout=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while read_endpoint(paths) is None:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the headless engine never served"
-            time.sleep(0.1)
         halt = subprocess.run([sys.executable, "-m", "console", "halt", "--reason", "from a test"],
                               env=env_for(tmp_path), capture_output=True, text=True, timeout=60)  # fmt: skip
         assert halt.returncode == 0, halt.stderr
@@ -157,20 +143,8 @@ def test_a_headless_engine_serves_by_default_and_halts_from_the_command_line(tmp
     assert not endpoint_path(paths).exists(), "a stopped engine removes its endpoint file"
 
 
-def _serve_headless(home: Path) -> tuple[subprocess.Popen[str], AppPaths]:
-    proc = subprocess.Popen([sys.executable, "-m", "console", "--headless", "--speed", "20"], env=env_for(home),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    paths = AppPaths(home / "config", home / "data", home / "logs")
-    deadline = time.monotonic() + 60
-    while (read_endpoint(paths) or {}).get("pid") != proc.pid:  # a killed engine's file may still be there
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the headless engine never served"
-        time.sleep(0.1)
-    return proc, paths
-
-
 def test_a_halt_survives_a_sigkill_right_after_the_command_returns(tmp_path: Path) -> None:
-    proc, _paths = _serve_headless(tmp_path)
+    proc, _paths = serve_headless(tmp_path)
     try:
         halt = subprocess.run([sys.executable, "-m", "console", "halt", "--reason", "then the host dies"],
                               env=env_for(tmp_path), capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -180,7 +154,7 @@ def test_a_halt_survives_a_sigkill_right_after_the_command_returns(tmp_path: Pat
         dead = subprocess.run([sys.executable, "-m", "console", "status"], env=env_for(tmp_path),
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         assert dead.returncode == 3 and "cannot reach" in dead.stderr
-        proc, _paths = _serve_headless(tmp_path)
+        proc, _paths = serve_headless(tmp_path)
         status = subprocess.run([sys.executable, "-m", "console", "status", "--json"], env=env_for(tmp_path),
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
         assert status.returncode == 0, status.stderr

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from console.__main__ import build_parser
 from console.control_cli import control_options_from
-from engine.app.control_files import read_endpoint
 from engine.core.config import ConfigError, Settings, load_settings, save_settings
-from engine.core.paths import AppPaths
+from tests.headless_rig import env_for, serve_headless
 
 
 def _load(tmp_path: Path, text: str) -> Settings:
@@ -84,17 +81,9 @@ def test_a_headless_engine_serves_on_the_configured_port(tmp_path: Path) -> None
     port = _free_port()
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.toml").write_text(f"[control]\nport = {port}\n")
-    env = {**os.environ, "TRADING_CONSOLE_HOME": str(tmp_path)}
-    env.pop("DISPLAY", None)
-    proc = subprocess.Popen([sys.executable, "-m", "console", "--headless", "--speed", "20", "--duration", "600"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    paths = AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "logs")
+    proc, _paths = serve_headless(tmp_path, "--duration", "600", stdout=subprocess.PIPE)
+    env = env_for(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while read_endpoint(paths) is None:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the headless engine never served"
-            time.sleep(0.1)
         status = subprocess.run([sys.executable, "-m", "console", "status"], env=env, capture_output=True,
                                 text=True, timeout=60)  # fmt: skip
         assert status.returncode == 0, status.stderr
